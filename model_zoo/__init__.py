@@ -1,0 +1,1 @@
+"""Recipes that populate model zoos: the networks, embedded datasets and training routines."""

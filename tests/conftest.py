@@ -1,0 +1,66 @@
+"""Shared fixtures: the architectures every graph test runs on."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from model_zoo import nets
+
+
+def randomize(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Non-trivial weights and BatchNorm statistics, so that no symmetry holds by accident."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+        for name, b in model.named_buffers():
+            if name.endswith("running_mean"):
+                b.copy_(torch.randn(b.shape, generator=g) * 0.1)
+            elif name.endswith("running_var"):
+                b.copy_(torch.rand(b.shape, generator=g) + 0.5)
+            elif name.endswith("num_batches_tracked"):
+                b.fill_(1234)
+    return model.eval()
+
+
+ARCHITECTURES = {
+    "mlp": lambda: nets.MLP(5, [16, 12], 3, activation="relu"),
+    "mlp_tanh": lambda: nets.MLP(5, [16, 12], 3, activation="tanh"),
+    "siren": lambda: nets.SIREN(2, (32, 32), 1, w0=30.0),
+    "small_cnn": lambda: nets.SmallCNN(1, 16, 10),
+    "flatten_cnn": lambda: nets.FlattenCNN(1, (8, 16), 10, 8),
+    "resnet_blocks": lambda: nets.ResNet((1, 1), (8, 16), 3, 10, 16),
+    "resnet18": nets.resnet18_cifar,
+    "conv1d": lambda: nets.Conv1dNet(3, 12, 4, 32),
+    "mlp_layernorm": lambda: nets.MLP(6, [16, 16], 4, activation="gelu", layer_norm=True),
+    "transformer_block": lambda: nets.TransformerEncoder(20, 16, 4, 1, 6, 3),
+    "tiny_vit": lambda: nets.TinyViT(16, 4, 3, 32, 2, 4, 10),
+    "groupnorm_cnn": lambda: nets.GroupNormCNN(3, 16, 4, 10, 16),
+}
+FAST = [name for name in ARCHITECTURES if name != "resnet18"]
+
+
+def build(name: str, seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return randomize(ARCHITECTURES[name](), seed)
+
+
+def sample_inputs(model: nn.Module, batch: int = 3, seed: int = 0) -> tuple:
+    """Random inputs of the shapes the model's example inputs have."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for x in model.example_inputs():
+        shape = (batch, *x.shape[1:])
+        if x.dtype.is_floating_point:
+            out.append(torch.randn(shape, generator=g))
+        else:
+            vocab = next(m for m in model.modules() if isinstance(m, nn.Embedding)).num_embeddings
+            out.append(torch.randint(0, vocab, shape, generator=g))
+    return tuple(out)
+
+
+@pytest.fixture(params=list(ARCHITECTURES))
+def arch(request) -> str:
+    return request.param

@@ -1,0 +1,155 @@
+"""random_symmetry changes the weights, never the function; graphs permute with the network."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import weightspace as ws
+from tests.conftest import FAST, build, sample_inputs
+from weightspace.graph import sample_symmetry
+from weightspace.graph.blocks import NODE_BIAS
+
+SEEDS = range(12)
+
+
+def transformed_model(model, spec, t):
+    vec, buf = spec.flatten(model), spec.flatten_buffers(model)
+    return ws.from_graph(spec.graph(t(vec), t.buffers(buf)), like=model)
+
+
+def check_preserves_function(name, seeds, **kinds):
+    # In float64, so that the reordered sums' rounding (amplified 30x by a SIREN's sin(30 x))
+    # cannot hide or fake a broken symmetry.
+    model = build(name).double()
+    spec = ws.GraphSpec.from_module(model)
+    x = tuple(v.double() if v.is_floating_point() else v for v in sample_inputs(model, 4, 1))
+    with torch.no_grad():
+        expected = model(*x)
+        for seed in seeds:
+            t = sample_symmetry(spec, torch.Generator().manual_seed(seed), **kinds)
+            other = transformed_model(model, spec, t)
+            assert not torch.equal(t(spec.flatten(model)), spec.flatten(model))
+            torch.testing.assert_close(other(*x), expected, rtol=1e-5, atol=1e-5 * (
+                1 + expected.abs().max().item()))
+
+
+@pytest.mark.parametrize("name", FAST)
+def test_symmetry_preserves_function(name):
+    check_preserves_function(name, SEEDS)
+
+
+@pytest.mark.parametrize("name", ["mlp", "small_cnn", "flatten_cnn", "resnet_blocks"])
+def test_permutations_alone_preserve_function(name):
+    check_preserves_function(name, SEEDS, sign=False, scale=False)
+
+
+def test_resnet18_symmetry_preserves_function():
+    check_preserves_function("resnet18", range(3))
+
+
+def expected_graph(g0, t):
+    """The graph of the transformed network, built from the original by relabelling nodes."""
+    new_of_old = torch.empty_like(t.node_perm)
+    new_of_old[t.node_perm] = torch.arange(len(t.node_perm))
+    x = g0.x[t.node_perm].clone()
+    x[:, NODE_BIAS] = x[:, NODE_BIAS] * t.node_scale.to(x.dtype)
+    src, dst = new_of_old[g0.edge_index[0]], new_of_old[g0.edge_index[1]]
+    ratio = (t.node_scale[dst] / t.node_scale[src]).to(g0.edge_attr.dtype).unsqueeze(1)
+    constant = g0.edge_type.new_zeros(g0.num_edges, dtype=torch.bool)
+    for name in ("RESIDUAL", "BIAS_ADD", "ATTN_QK", "ATTN_KV"):
+        constant |= g0.edge_type == getattr(ws.graph.EdgeType, name)
+    attr = torch.where(constant.unsqueeze(1), g0.edge_attr, g0.edge_attr * ratio)
+    return x, torch.stack([src, dst]), attr
+
+
+def canonical(edge_index, edge_type, edge_pos, attr, n):
+    key = ((edge_index[0] * n + edge_index[1]) * 32 + edge_type) * 64 + edge_pos
+    order = torch.argsort(key)
+    return key[order], attr[order]
+
+
+@pytest.mark.parametrize("name", FAST + ["resnet18"])
+def test_graph_of_transformed_network_is_the_permuted_graph(name):
+    model = build(name)
+    spec = ws.GraphSpec.from_module(model)
+    g0 = ws.to_graph(model)
+    for seed in range(2 if name == "resnet18" else 5):
+        t = sample_symmetry(spec, torch.Generator().manual_seed(seed))
+        g1 = ws.to_graph(transformed_model(model, spec, t))
+        x, edge_index, attr = expected_graph(g0, t)
+        torch.testing.assert_close(g1.x, x, rtol=1e-6, atol=0)
+        k1, a1 = canonical(g1.edge_index, g1.edge_type, g1.edge_pos, g1.edge_attr, g1.num_nodes)
+        k0, a0 = canonical(edge_index, g0.edge_type, g0.edge_pos, attr, g0.num_nodes)
+        assert torch.equal(k1, k0)
+        torch.testing.assert_close(a1, a0, rtol=1e-6, atol=0)
+
+
+def test_pure_permutation_moves_graph_exactly():
+    model = build("resnet_blocks")
+    spec = ws.GraphSpec.from_module(model)
+    t = sample_symmetry(spec, torch.Generator().manual_seed(3), sign=False, scale=False)
+    g0, g1 = ws.to_graph(model), ws.to_graph(transformed_model(model, spec, t))
+    x, edge_index, attr = expected_graph(g0, t)
+    assert torch.equal(g1.x, x)
+    k1, a1 = canonical(g1.edge_index, g1.edge_type, g1.edge_pos, g1.edge_attr, g1.num_nodes)
+    k0, a0 = canonical(edge_index, g0.edge_type, g0.edge_pos, attr, g0.num_nodes)
+    assert torch.equal(k1, k0) and torch.equal(a1, a0)
+
+
+def test_which_symmetries_each_activation_allows():
+    relu, tanh = build("mlp"), build("mlp_tanh")
+    s_relu = ws.GraphSpec.from_module(relu).blueprint.sets
+    s_tanh = ws.GraphSpec.from_module(tanh).blueprint.sets
+    hidden = [1, 2]
+    assert all(s_relu[i].scale_ok and not s_relu[i].sign_ok for i in hidden)
+    assert all(s_tanh[i].sign_ok and not s_tanh[i].scale_ok for i in hidden)
+    siren = ws.GraphSpec.from_module(build("siren")).blueprint.sets
+    assert [s.sign_ok for s in siren] == [False, True, True, False]  # sin(30 x) is odd
+    gelu = ws.GraphSpec.from_module(build("mlp_layernorm")).blueprint.sets
+    assert not any(s.sign_ok or s.scale_ok for s in gelu if s.node_type == 1 and s.role ==
+                   "hidden")
+
+
+def test_symmetry_kinds_can_be_switched_off():
+    model = build("mlp_tanh")
+    spec = ws.GraphSpec.from_module(model)
+    vec = spec.flatten(model)
+    g = torch.Generator().manual_seed(0)
+    assert torch.equal(ws.random_symmetry(spec, vec, g, permute=False, sign=False), vec)
+    flipped = ws.random_symmetry(spec, vec, g, permute=False, scale=False)
+    assert torch.equal(flipped.abs(), vec.abs()) and not torch.equal(flipped, vec)
+
+
+def test_residual_ties_and_fixed_sets():
+    spec = ws.GraphSpec.from_module(build("resnet_blocks"))
+    sets = spec.blueprint.sets
+    groups = spec.permutation_groups
+    # Stem conv, its BN, the first block's BN2 and both adds share one permutation.
+    stem = next(g for g in groups if 1 in g.sets)
+    assert len(stem.sets) >= 4 and not stem.fixed
+    for g in groups:
+        if any(sets[s].role in ("input", "output") for s in g.sets):
+            assert g.fixed
+
+
+def test_group_constraints():
+    # GroupNorm(4 groups) on both sides of a conv with groups=2: channels may move only inside
+    # their GroupNorm group, and groups stay in place (the finest common refinement).
+    spec = ws.GraphSpec.from_module(build("groupnorm_cnn"))
+    gn = [g for g in spec.permutation_groups if g.blocks == 4]
+    assert len(gn) == 2 and all(g.block_group == "fixed" for g in gn)
+    # A depthwise conv ties its input and output channels one to one.
+    spec = ws.GraphSpec.from_module(build("conv1d"))
+    depthwise = [g for g in spec.permutation_groups if g.block_group == "net.4.groups"]
+    assert len(depthwise) == 2 and all(g.blocks == 12 for g in depthwise)
+
+
+def test_batched_vectors_transform_alike():
+    model = build("small_cnn")
+    spec = ws.GraphSpec.from_module(model)
+    vecs = torch.stack([spec.flatten(build("small_cnn", s)) for s in range(3)])
+    t = sample_symmetry(spec, torch.Generator().manual_seed(0))
+    out = t(vecs)
+    for i in range(3):
+        assert torch.equal(out[i], t(vecs[i]))

@@ -1,0 +1,24 @@
+"""Errors a user can act on: each names the module path, the key, the file or the model index."""
+
+from __future__ import annotations
+
+
+class UnsupportedModuleError(TypeError):
+    """A module or operation that the graph layer cannot read.
+
+    Raised rather than guessing: a network is either read exactly or refused. The message names
+    the qualified module path and its type, and lists what is supported.
+    """
+
+    def __init__(self, path: str, kind: str, reason: str, supported: list[str] | None = None):
+        self.path = path or "<root>"
+        self.kind = kind
+        self.reason = reason
+        message = f"cannot read {self.path!r} ({kind}): {reason}"
+        if supported:
+            message += "\nsupported: " + ", ".join(sorted(supported))
+        super().__init__(message)
+
+
+class SpecMismatchError(ValueError):
+    """A state dict, flat vector or graph that does not fit the GraphSpec it was given to."""

@@ -1,0 +1,241 @@
+"""The small, JSON-serialisable description of a parameter graph, and its index maps.
+
+Tracing a network yields *node sets* (one per layer output: its neurons or channels) and
+*blocks*: an edge block says "these edges between set A and set B take their features from this
+slice of this parameter"; a node slot says "feature g of the nodes of set S comes from this
+tensor". The dense index maps of a :class:`~weightspace.graph.spec.GraphSpec` are materialised
+from these blocks with vectorised torch ops, so a spec stores (and a zoo file records) only the
+blocks, never millions of indices.
+
+Feature sources are indices into the *source vector* ``s = [params (P); buffers (Q); 0; 1]``:
+``s[P + Q]`` is the constant 0 (padding of a kernel to the canvas) and ``s[P + Q + 1]`` is the
+constant 1 (identity edges of residual adds, norms without affine weights).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import Tensor
+
+# Node feature slots: x[n] = [bias, running_mean, running_var]. A node without such a tensor
+# holds 0, 0, 1 (no shift, identity normalisation), so every architecture shares the schema.
+NODE_BIAS, NODE_RUNNING_MEAN, NODE_RUNNING_VAR = 0, 1, 2
+NODE_FEATURES = 3
+NODE_DEFAULTS = ("zero", "zero", "one")
+
+
+@dataclass
+class NodeSet:
+    """The neurons (or channels, or tokens) along the feature axis of one traced tensor."""
+
+    name: str  # module path that produced it, with a suffix where one module makes several
+    size: int
+    node_type: int
+    role: str = "hidden"  # "input" | "hidden" | "output" | "token"
+    activation: int = 0  # vocab.Activation applied to this set's values
+    input_index: int = -1  # for role "input": which positional input of forward()
+    # Whether a per-neuron sign flip / positive scale of this set can be undone exactly by its
+    # consumers (decided while tracing: see weightspace.graph.reader).
+    sign_ok: bool = False
+    scale_ok: bool = False
+
+
+@dataclass
+class DenseEdges:
+    """All edges ``src[i] -> dst[o]`` of a (possibly grouped) linear map.
+
+    The weight slice is read as a row-major ``(n_dst, n_src / groups, kh, kw)`` tensor starting
+    at element ``offset`` of ``param``: edge ``(i, o)`` carries the ``kh x kw`` kernel
+    ``W[o, i mod (n_src / groups)]`` and exists only when ``i`` is in the group of ``o``. With
+    ``transposed`` the slice is ``(n_src, n_dst)`` instead (embeddings: ``W[i, o]``).
+    """
+
+    src: int
+    dst: int
+    edge_type: int
+    param: str
+    offset: int = 0
+    groups: int = 1
+    kernel: tuple[int, int] = (1, 1)
+    transposed: bool = False
+
+
+@dataclass
+class DiagEdges:
+    """Edges ``src[i] -> dst[i]``, feature ``param[offset + i]``, or the constant 1."""
+
+    src: int
+    dst: int
+    edge_type: int
+    param: str | None = None
+    offset: int = 0
+
+
+@dataclass
+class HeadEdges:
+    """Constant-1 edges ``src[i] -> dst[j]`` for all i, j in the same head (block)."""
+
+    src: int
+    dst: int
+    edge_type: int
+    heads: int
+
+
+@dataclass
+class NodeSlot:
+    """Feature ``slot`` of every node of ``set`` comes from ``tensor[offset + i]``."""
+
+    set: int
+    slot: int
+    tensor: str
+    is_buffer: bool = False
+    offset: int = 0
+
+
+@dataclass
+class PermutationConstraint:
+    """How the channels of one set may be permuted.
+
+    ``blocks`` contiguous blocks (attention heads, GroupNorm groups) move as wholes; inside a
+    block channels permute freely. ``block_group`` names a block permutation shared with other
+    sets (the heads of Q/K and of V move together); ``None`` means a block permutation of its
+    own; ``"fixed"`` means blocks may not move.
+    """
+
+    set: int
+    blocks: int
+    block_group: str | None = None
+
+
+@dataclass
+class Blueprint:
+    """Everything tracing learns about one architecture, in plain data."""
+
+    sets: list[NodeSet] = field(default_factory=list)
+    edges: list[DenseEdges | DiagEdges | HeadEdges] = field(default_factory=list)
+    node_slots: list[NodeSlot] = field(default_factory=list)
+    ties: list[tuple[int, int]] = field(default_factory=list)  # sets permuted together
+    constraints: list[PermutationConstraint] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "sets": [asdict(s) for s in self.sets],
+            "edges": [{"kind": type(e).__name__, **asdict(e)} for e in self.edges],
+            "node_slots": [asdict(s) for s in self.node_slots],
+            "ties": [list(t) for t in self.ties],
+            "constraints": [asdict(c) for c in self.constraints],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Blueprint:
+        kinds = {k.__name__: k for k in (DenseEdges, DiagEdges, HeadEdges)}
+        edges = []
+        for e in d["edges"]:
+            e = dict(e)
+            kind = kinds[e.pop("kind")]
+            if "kernel" in e:
+                e["kernel"] = tuple(e["kernel"])
+            edges.append(kind(**e))
+        return cls(
+            sets=[NodeSet(**s) for s in d["sets"]],
+            edges=edges,
+            node_slots=[NodeSlot(**s) for s in d["node_slots"]],
+            ties=[tuple(t) for t in d["ties"]],
+            constraints=[PermutationConstraint(**c) for c in d["constraints"]],
+        )
+
+
+@dataclass
+class EdgeArrays:
+    """The materialised edges of one block: endpoints, features' sources, kernel positions."""
+
+    src: Tensor  # [E] node index
+    dst: Tensor  # [E]
+    feat: Tensor  # [E, F] source-vector index of each feature slot
+    pos: Tensor  # [E] kernel position on the canvas (entry mode), else 0
+    edge_type: int
+
+
+def canvas_positions(kernel: tuple[int, int], canvas: tuple[int, int]) -> Tensor:
+    """Flat canvas index of each entry of a ``kh x kw`` kernel centred on a ``KH x KW`` canvas."""
+    kh, kw = kernel
+    ch, cw = canvas
+    dr, dc = (ch - kh) // 2, (cw - kw) // 2
+    rows = torch.arange(kh).view(-1, 1) + dr
+    cols = torch.arange(kw).view(1, -1) + dc
+    return (rows * cw + cols).reshape(-1)
+
+
+def materialize_edges(
+    block: DenseEdges | DiagEdges | HeadEdges,
+    set_offset: list[int],
+    set_size: list[int],
+    tensor_offset: dict[str, int],
+    const_zero: int,
+    const_one: int,
+    canvas: tuple[int, int],
+    kernel_edges: str,
+) -> EdgeArrays:
+    """Turn one block into edge arrays (vectorised; no loop over edges)."""
+    entry_mode = kernel_edges == "entry"
+    F = 1 if entry_mode else canvas[0] * canvas[1]
+    centre = int(canvas_positions((1, 1), canvas)[0])
+    # A scalar edge sits at the centre of the canvas: in its feature vector, or as its position.
+    slot, scalar_pos = (0, centre) if entry_mode else (centre, 0)
+    s0, d0 = set_offset[block.src], set_offset[block.dst]
+    n_src, n_dst = set_size[block.src], set_size[block.dst]
+
+    def constant_edges(src, dst, values):
+        feat = torch.full((src.numel(), F), const_zero, dtype=torch.long)
+        feat[:, slot] = values
+        return EdgeArrays(s0 + src, d0 + dst, feat, torch.full_like(src, scalar_pos),
+                          block.edge_type)
+
+    if isinstance(block, DiagEdges):
+        i = torch.arange(n_src)
+        if block.param is None:
+            return constant_edges(i, i, const_one)
+        return constant_edges(i, i, tensor_offset[block.param] + block.offset + i)
+
+    if isinstance(block, HeadEdges):
+        h = n_src // block.heads
+        head = torch.arange(block.heads).view(-1, 1, 1) * h
+        a = torch.arange(h)
+        src = (head + a.view(1, -1, 1)).expand(-1, h, h).reshape(-1)
+        dst = (head + a.view(1, 1, -1)).expand(-1, h, h).reshape(-1)
+        return constant_edges(src, dst, const_one)
+
+    base = tensor_offset[block.param] + block.offset
+    kh, kw = block.kernel
+    K = kh * kw
+    if block.transposed:
+        i = torch.arange(n_src).view(-1, 1)
+        o = torch.arange(n_dst).view(1, -1)
+        src = i.expand(n_src, n_dst).reshape(-1)
+        dst = o.expand(n_src, n_dst).reshape(-1)
+        first = base + (i * n_dst + o).reshape(-1, 1)
+    else:
+        g = block.groups
+        in_per_group, out_per_group = n_src // g, n_dst // g
+        o = torch.arange(n_dst).view(-1, 1)
+        j = torch.arange(in_per_group).view(1, -1)
+        src = ((o // out_per_group) * in_per_group + j).reshape(-1)
+        dst = o.expand(n_dst, in_per_group).reshape(-1)
+        first = base + ((o * in_per_group + j) * K).reshape(-1, 1)
+    entries = first + torch.arange(K).view(1, -1)  # [E, K]: the kernel, row-major
+    place = canvas_positions(block.kernel, canvas)  # [K]
+
+    if entry_mode:
+        E = src.numel()
+        return EdgeArrays(
+            s0 + src.repeat_interleave(K),
+            d0 + dst.repeat_interleave(K),
+            entries.reshape(-1, 1),
+            place.repeat(E),
+            block.edge_type,
+        )
+    feat = torch.full((src.numel(), F), const_zero, dtype=torch.long)
+    feat[:, place] = entries
+    return EdgeArrays(s0 + src, d0 + dst, feat, torch.zeros_like(src), block.edge_type)

@@ -1,0 +1,86 @@
+"""``to_graph`` and ``from_graph``: a network to its parameter graph and back, exactly."""
+
+from __future__ import annotations
+
+import copy
+
+from torch import nn
+from torch_geometric.data import Batch, Data
+
+from weightspace.errors import SpecMismatchError
+from weightspace.graph.spec import GraphSpec
+
+
+def to_graph(
+    model: nn.Module,
+    example_inputs=None,
+    *,
+    kernel_edges: str = "channel",
+    canvas: tuple[int, int] | None = None,
+    check_finite: bool = True,
+) -> Data:
+    """The parameter graph of ``model`` as a PyG ``Data``.
+
+    Nodes are the neurons/channels of every layer (plus input features and one-hot tokens),
+    edges the weights between them. Fields: ``x [N, 3]`` (bias, running mean, running
+    variance), ``edge_index``, ``edge_attr [E, F]`` (kernels centred on the canvas), and the
+    integer fields ``node_type``, ``edge_type``, ``edge_pos``, ``layer``, ``activation``,
+    ``input_id``, ``output_id`` (``-1`` where not an input/output), ``extra_buffers`` (buffer
+    entries no node carries, e.g. BatchNorm's counters) and ``spec_id``.
+
+    The first network of an architecture is traced (``example_inputs``, or see
+    :func:`~weightspace.graph.spec.default_example_inputs`); every further one costs one
+    flatten and one gather through the cached :class:`GraphSpec`. Give all graphs the same
+    ``canvas`` (e.g. ``(3, 3)``) to batch different architectures together.
+    """
+    spec = GraphSpec.from_module(model, example_inputs, kernel_edges=kernel_edges,
+                                 canvas=canvas)
+    s, buffers = spec.source_of(model)
+    if check_finite:
+        spec.check_finite(s[: spec.num_params])
+        spec.check_finite(buffers, "buffers")
+    return spec.graph_from_source(s, buffers)
+
+
+def from_graph(graph: Data, like: nn.Module) -> nn.Module | list[nn.Module]:
+    """The network a graph encodes: a copy of ``like`` holding the graph's weights.
+
+    ``like`` supplies the architecture (its class and constructor arguments); its own weights
+    are not used. Every parameter and buffer of the result equals the converted network's
+    bit for bit. A ``Batch`` gives a list of networks.
+    """
+    if isinstance(graph, Batch):
+        return [from_graph(g, like) for g in graph.to_data_list()]
+    spec = _spec_for(graph, like)
+    vec = spec.weights_from_graph(graph.x, graph.edge_attr)
+    buffers = spec.buffers_from_graph(graph.x, graph.extra_buffers)
+    model = copy.deepcopy(like)
+    model.load_state_dict(spec.unflatten(vec, buffers), strict=True)
+    return model
+
+
+def _spec_for(graph: Data, like: nn.Module) -> GraphSpec:
+    try:
+        spec = GraphSpec.get(graph.spec_id)
+    except KeyError:
+        spec = None
+    if spec is not None:
+        expected = [(n, tuple(p.shape)) for n, p in like.named_parameters()]
+        if expected != [(s.name, s.shape) for s in spec.params.slots]:
+            raise SpecMismatchError(
+                f"the graph was made by spec {graph.spec_id}, whose parameters differ from "
+                f"those of `like` ({type(like).__name__})"
+            )
+        return spec
+    # A graph from another process: rebuild the spec from `like` and check it is the same.
+    try:
+        candidate = GraphSpec.from_module(like)
+    except ValueError:
+        candidate = None
+    if candidate is not None and candidate.id == graph.spec_id:
+        return candidate
+    raise SpecMismatchError(
+        f"the graph was made by spec {graph.spec_id}, which this process has not built: call "
+        f"GraphSpec.from_module(like, example_inputs, ...) with the arguments used for "
+        f"to_graph first"
+    )

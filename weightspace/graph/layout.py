@@ -1,0 +1,138 @@
+"""The flat layout of a network: every parameter (or buffer) laid end to end in one vector.
+
+For parameters ``theta_1, ..., theta_k`` (in ``named_parameters()`` order) with sizes
+``n_1, ..., n_k`` the flat vector is ``v = [vec(theta_1); ...; vec(theta_k)] in R^P`` with
+``P = sum_i n_i``, each tensor in row-major (C) order, so ``theta_i = v[o_i : o_i + n_i]
+.view(shape_i)`` with ``o_i = n_1 + ... + n_{i-1}``. Buffers (BatchNorm running statistics and
+counters) have a layout of their own and live in a second vector, kept in float64 so that every
+float32 statistic and every integer counter below 2**53 survives the round trip exactly.
+
+The layout depends only on names and shapes, so it is identical in every process.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from weightspace.errors import SpecMismatchError
+
+
+@dataclass(frozen=True)
+class TensorSlot:
+    """Where one named tensor lives in a flat vector."""
+
+    name: str
+    shape: tuple[int, ...]
+    offset: int
+    dtype: str  # e.g. "float32"; the dtype restored by unflatten
+
+    @property
+    def numel(self) -> int:
+        n = 1
+        for s in self.shape:
+            n *= s
+        return n
+
+    @property
+    def stop(self) -> int:
+        return self.offset + self.numel
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "shape": list(self.shape), "offset": self.offset,
+                "dtype": self.dtype}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TensorSlot:
+        return cls(d["name"], tuple(d["shape"]), int(d["offset"]), d["dtype"])
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+class FlatLayout:
+    """An ordered set of named tensors and their offsets in one flat vector."""
+
+    def __init__(self, slots: list[TensorSlot], what: str):
+        self.slots = slots
+        self.what = what  # "parameter" or "buffer", for error messages
+        self.by_name = {s.name: s for s in slots}
+        self.size = slots[-1].stop if slots else 0
+
+    @classmethod
+    def from_tensors(cls, named: list[tuple[str, Tensor]], what: str) -> FlatLayout:
+        slots, offset = [], 0
+        for name, t in named:
+            slot = TensorSlot(name, tuple(t.shape), offset, _dtype_name(t.dtype))
+            slots.append(slot)
+            offset = slot.stop
+        return cls(slots, what)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def names(self) -> list[str]:
+        return [s.name for s in self.slots]
+
+    def flatten(self, tensors: Mapping[str, Tensor], dtype: torch.dtype) -> Tensor:
+        """``[vec(t_1); ...; vec(t_k)]`` in this layout's order, as ``dtype``."""
+        parts = [self._checked(tensors, slot).detach().reshape(-1).to(dtype)
+                 for slot in self.slots]
+        if not parts:
+            return torch.zeros(0, dtype=dtype)
+        return torch.cat(parts)
+
+    def flatten_into(self, tensors: Mapping[str, Tensor], out: Tensor) -> Tensor:
+        """:meth:`flatten` written into ``out`` (a preallocated ``[size]`` vector)."""
+        for slot in self.slots:
+            t = self._checked(tensors, slot)
+            out[slot.offset : slot.stop].view(slot.shape).copy_(t.detach())
+        return out
+
+    def _checked(self, tensors: Mapping[str, Tensor], slot: TensorSlot) -> Tensor:
+        if slot.name not in tensors:
+            raise SpecMismatchError(
+                f"missing {self.what} {slot.name!r} (expected shape {list(slot.shape)})"
+            )
+        t = tensors[slot.name]
+        if tuple(t.shape) != slot.shape:
+            raise SpecMismatchError(
+                f"{self.what} {slot.name!r} has shape {list(t.shape)}, the spec expects "
+                f"{list(slot.shape)}"
+            )
+        return t
+
+    def unflatten(self, vec: Tensor) -> OrderedDict[str, Tensor]:
+        """The inverse of :meth:`flatten`: name -> tensor, each in its recorded dtype."""
+        if vec.dim() != 1 or vec.numel() != self.size:
+            raise SpecMismatchError(
+                f"{self.what} vector has shape {list(vec.shape)}, the spec expects [{self.size}]"
+            )
+        out = OrderedDict()
+        for slot in self.slots:
+            t = vec[slot.offset : slot.stop].view(slot.shape)
+            out[slot.name] = t.to(getattr(torch, slot.dtype))
+        return out
+
+    def to_list(self) -> list[dict]:
+        return [s.to_dict() for s in self.slots]
+
+    @classmethod
+    def from_list(cls, items: list[dict], what: str) -> FlatLayout:
+        return cls([TensorSlot.from_dict(d) for d in items], what)
+
+
+def split_state(model_or_state: nn.Module | Mapping[str, Tensor]) -> Mapping[str, Tensor]:
+    """A name -> tensor mapping for a module (parameters and buffers) or a state dict."""
+    if isinstance(model_or_state, nn.Module):
+        return model_or_state.state_dict(keep_vars=False)
+    if isinstance(model_or_state, Mapping):
+        return model_or_state
+    raise TypeError(
+        f"expected an nn.Module or a state dict, got {type(model_or_state).__name__}"
+    )

@@ -1,0 +1,234 @@
+"""The symmetries of a weight space, as gathers through the spec's index maps.
+
+A hidden layer's neurons can be permuted without changing the function: ``W_in -> P W_in``,
+``b -> P b``, ``W_out -> W_out P^T``. On the parameter graph this is a relabelling of nodes,
+so one permutation ``pi`` of the nodes induces a permutation of the weight vector: the weight
+on edge ``(u, v)`` moves to edge ``(pi(u), pi(v))``, the bias of node ``n`` to ``pi(n)``.
+Constraints come from tracing (``spec.permutation_groups``): sets tied by a residual add or a
+norm layer share one permutation; attention heads and GroupNorm groups move as blocks (the Q and
+K features of a head share a permutation, V's is its own, the head order is shared); inputs,
+outputs and tokens stay fixed.
+
+For sets whose every use passes an odd activation (identity, tanh, sine) before a linear read,
+``D = diag(+-1)`` is a symmetry too; for positively homogeneous ones (identity, ReLU,
+LeakyReLU) so is any positive diagonal ``D``: ``W_in -> D W_in``, ``b -> D b``,
+``W_out -> W_out D^-1``. On the graph an edge ``(u, v)`` is multiplied by ``d_v / d_u`` and a
+bias by ``d_n``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from weightspace.graph.blocks import NODE_BIAS
+
+
+@dataclass
+class PermutationGroup:
+    """Node sets that share one permutation of their ``size`` neurons."""
+
+    sets: list[int]
+    size: int
+    blocks: int = 1  # contiguous blocks that move as wholes; within a block, any permutation
+    block_group: str | None = None  # blocks move with others of this name; "fixed": not at all
+    fixed: bool = False  # no permutation at all (inputs, outputs, tokens)
+
+    @property
+    def block_size(self) -> int:
+        return self.size // self.blocks
+
+
+def permutation_groups(spec) -> list[PermutationGroup]:
+    """Union-find over the spec's ties, then each group's block constraint."""
+    bp = spec.blueprint
+    parent = list(range(len(bp.sets)))
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for a, b in bp.ties:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    members: dict[int, list[int]] = {}
+    for i in range(len(bp.sets)):
+        members.setdefault(find(i), []).append(i)
+    constraints: dict[int, list] = {}
+    for c in bp.constraints:
+        constraints.setdefault(find(c.set), []).append(c)
+
+    groups, frozen = [], set()
+    for root, sets in sorted(members.items()):
+        size = bp.sets[root].size
+        fixed = any(bp.sets[s].role != "hidden" for s in sets)
+        blocks, block_group = 1, None
+        cs = constraints.get(root, [])
+        if cs:
+            # Blocks of several constraints: permute only within the finest common refinement
+            # (blocks of gcd size), which preserves every one of the partitions.
+            block_size = math.gcd(*[size // c.blocks for c in cs])
+            blocks = size // block_size
+            names = {c.block_group for c in cs}
+            if len({c.blocks for c in cs}) > 1 or "fixed" in names or len(names - {None}) > 1:
+                block_group = "fixed"
+                frozen |= names - {None}
+            else:
+                block_group = next(iter(names - {None}), None)
+        if fixed and block_group:
+            frozen.add(block_group)
+        groups.append(PermutationGroup(sets, size, blocks, block_group, fixed))
+    # A shared block permutation that one member cannot follow binds all of them.
+    for g in groups:
+        if g.block_group in frozen:
+            g.block_group = "fixed"
+    return groups
+
+
+@dataclass
+class SymmetryTransform:
+    """One element of the symmetry group, as gathers on weight vectors and graphs.
+
+    ``node_perm[n]`` is the old node whose place node ``n`` takes; ``node_scale[n]`` the factor
+    ``d_n`` of the new node ``n``. Weights transform as ``v' = v[param_index] * param_scale``
+    and buffers as ``u' = u[buffer_index]`` (running statistics move with their channels).
+    """
+
+    node_perm: Tensor
+    node_scale: Tensor
+    param_index: Tensor
+    param_scale: Tensor
+    buffer_index: Tensor
+
+    def __call__(self, vec: Tensor) -> Tensor:
+        return vec[..., self.param_index] * self.param_scale.to(vec.dtype)
+
+    def buffers(self, buffers: Tensor) -> Tensor:
+        return buffers[..., self.buffer_index]
+
+
+def _edge_keys(spec, src: Tensor, dst: Tensor) -> Tensor:
+    n, t = spec.num_nodes, int(spec.edge_type.max()) + 1 if spec.num_edges else 1
+    positions = spec.canvas[0] * spec.canvas[1]
+    return ((src * n + dst) * t + spec.edge_type) * positions + spec.edge_pos
+
+
+def _sorted_edge_keys(spec) -> tuple[Tensor, Tensor]:
+    if not hasattr(spec, "_edge_key_sort"):
+        keys = _edge_keys(spec, spec.edge_index[0], spec.edge_index[1])
+        sorted_keys, order = torch.sort(keys)
+        if sorted_keys.numel() > 1 and (sorted_keys[1:] == sorted_keys[:-1]).any():
+            raise RuntimeError(f"spec {spec.id} has two edges with the same endpoints and type")
+        spec._edge_key_sort = (sorted_keys, order)
+    return spec._edge_key_sort
+
+
+def sample_symmetry(
+    spec,
+    generator: torch.Generator | None = None,
+    *,
+    permute: bool = True,
+    sign: bool = True,
+    scale: bool = True,
+    scale_range: tuple[float, float] = (0.5, 2.0),
+) -> SymmetryTransform:
+    """Draw a random function-preserving transform of the spec's weight space.
+
+    ``permute``: hidden-neuron permutations (respecting ties, heads and groups); ``sign``:
+    sign flips of neurons behind odd activations; ``scale``: per-neuron positive scales drawn
+    log-uniformly from ``scale_range`` for neurons behind positively homogeneous activations.
+    """
+    g = generator
+    N = spec.num_nodes
+    node_perm = torch.arange(N)
+    if permute:
+        shared: dict[str, Tensor] = {}
+        for group in spec.permutation_groups:
+            if group.fixed:
+                continue
+            perm = _group_permutation(group, shared, g)
+            for s in group.sets:
+                o = spec.set_offset[s]
+                node_perm[o : o + group.size] = o + perm
+
+    node_scale = torch.ones(N, dtype=torch.float64)
+    for i, s in enumerate(spec.blueprint.sets):
+        o = spec.set_offset[i]
+        d = torch.ones(s.size, dtype=torch.float64)
+        if sign and s.sign_ok:
+            d *= torch.randint(0, 2, (s.size,), generator=g) * 2.0 - 1.0
+        if scale and s.scale_ok:
+            lo, hi = math.log(scale_range[0]), math.log(scale_range[1])
+            d *= torch.exp(lo + (hi - lo) * torch.rand(s.size, generator=g, dtype=torch.float64))
+        node_scale[o : o + s.size] = d
+
+    # Where each old node goes, and so where each old edge goes.
+    new_of_old = torch.empty_like(node_perm)
+    new_of_old[node_perm] = torch.arange(N)
+    sorted_keys, order = _sorted_edge_keys(spec)
+    moved = _edge_keys(spec, new_of_old[spec.edge_index[0]], new_of_old[spec.edge_index[1]])
+    where = torch.searchsorted(sorted_keys, moved)
+    new_edge = order[where.clamp(max=max(len(order) - 1, 0))]
+    if spec.num_edges and not torch.equal(sorted_keys[where.clamp(max=len(order) - 1)], moved):
+        raise RuntimeError("the sampled permutation is not an automorphism of the graph")
+
+    P, Q = spec.num_params, len(spec.buffers)
+    param_index = torch.arange(P)
+    param_scale = torch.ones(P, dtype=torch.float64)
+    buffer_index = torch.arange(Q)
+
+    # Edges: the features of old edge e now sit on edge new_edge[e].
+    old_src, new_src = spec.edge_src, spec.edge_src[new_edge]
+    mask = old_src < P
+    param_index[new_src[mask]] = old_src[mask]
+    ratio = node_scale[spec.edge_index[1]] / node_scale[spec.edge_index[0]]  # per new edge
+    param_scale[new_src[mask]] = ratio[new_edge].unsqueeze(1).expand_as(new_src)[mask]
+
+    # Nodes: the features of old node node_perm[n] now sit on node n.
+    old_src, new_src = spec.node_src[node_perm], spec.node_src
+    mask = new_src < P
+    param_index[new_src[mask]] = old_src[mask]
+    bias = new_src[:, NODE_BIAS]
+    param_scale[bias[bias < P]] = node_scale[bias < P]
+    mask = (new_src >= P) & (new_src < P + Q)
+    buffer_index[new_src[mask] - P] = old_src[mask] - P
+    return SymmetryTransform(node_perm, node_scale, param_index, param_scale, buffer_index)
+
+
+def _group_permutation(group: PermutationGroup, shared: dict, g) -> Tensor:
+    b, bs = group.blocks, group.block_size
+    if group.block_group == "fixed" or b == 1:
+        block_perm = torch.arange(b)
+    elif group.block_group is None:
+        block_perm = torch.randperm(b, generator=g)
+    else:
+        if group.block_group not in shared:
+            shared[group.block_group] = torch.randperm(b, generator=g)
+        block_perm = shared[group.block_group]
+    within = torch.argsort(torch.rand(b, bs, generator=g), dim=1)
+    return (block_perm.view(-1, 1) * bs + within).reshape(-1)
+
+
+def random_symmetry(
+    spec,
+    vec: Tensor,
+    generator: torch.Generator | None = None,
+    buffers: Tensor | None = None,
+    **kinds,
+):
+    """A random function-preserving transform of the weights ``vec`` (and ``buffers``).
+
+    ``kinds`` switch each kind on or off (``permute``, ``sign``, ``scale``; all on by default)
+    and set ``scale_range``. Returns the new weight vector, or ``(weights, buffers)`` when
+    buffers are given. Works on a batch ``[B, P]`` too (one transform for the whole batch).
+    """
+    t = sample_symmetry(spec, generator, **kinds)
+    if buffers is None:
+        return t(vec)
+    return t(vec), t.buffers(buffers)

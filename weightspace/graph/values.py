@@ -1,0 +1,110 @@
+"""What the reader knows about each value flowing through a traced forward.
+
+Every fx value is described by one of:
+
+- :class:`Feat`: a feature tensor whose axis ``dim`` holds the nodes of a node set (possibly
+  flattened together with trailing spatial axes, ``spatial=(h, w)``);
+- :class:`LazyInput`: a positional input of ``forward`` (or a view of one) not yet read by a
+  layer; its node set is created by the first layer that reads it, with that layer's axis;
+- :class:`ParamRef`: a parameter or buffer fetched as an attribute (class tokens, positional
+  embeddings, functional layers), possibly viewed or expanded;
+- ``None``: anything else (shapes, masks, constants): carries no parameters.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Feat:
+    set: int
+    dim: int
+    shape: Shape
+    spatial: tuple[int, int] | None = None  # axis `dim` holds C*h*w, channel-major
+    acted: bool = False  # an activation has been applied since the set was produced
+
+    def moved(self, dim: int, shape: Shape, spatial=None) -> Feat:
+        return replace(self, dim=dim, shape=shape, spatial=spatial)
+
+
+@dataclass(frozen=True)
+class LazyInput:
+    index: int  # position among forward()'s inputs
+    shape: Shape
+    integer: bool  # integer dtype: token ids for an Embedding, not features
+
+
+@dataclass(frozen=True)
+class ParamRef:
+    name: str
+    shape: Shape  # shape of this view (after expand/reshape)
+    is_buffer: bool
+
+
+def prod(xs) -> int:
+    return math.prod(xs)
+
+
+def follow_reshape(shape_in: Shape, dim: int, shape_out: Shape):
+    """Where the channel axis goes under an order-preserving reshape.
+
+    With ``pre = prod(shape_in[:dim])``, ``C = shape_in[dim]`` and ``post = prod(shape_in[dim+1:])``
+    the channel axis lands on output axis ``k`` if ``prod(shape_out[:k]) = pre`` and
+    ``shape_out[k] = C``; if instead ``shape_out[k] = C * post`` the channel axis has been
+    flattened with the trailing (spatial) axes. Returns ``(k, spatial)`` or ``None``.
+    """
+    pre, C = prod(shape_in[:dim]), shape_in[dim]
+    trailing = shape_in[dim + 1 :]
+    post = prod(trailing)
+    running = 1
+    flattened = None
+    for k, size in enumerate(shape_out):
+        if running == pre:
+            if size == C:
+                return k, None
+            if flattened is None and post > 1 and size == C * post:
+                flattened = k
+        running *= size
+        if running > pre:
+            break
+    if flattened is not None:
+        sizes = [s for s in trailing if s != 1]
+        if len(sizes) > 2:
+            return None
+        sizes = [1] * (2 - len(sizes)) + sizes
+        return flattened, (sizes[0], sizes[1])
+    return None
+
+
+def follow_index(shape_in: Shape, dim: int, index) -> int | None:
+    """The channel axis after ``x[index]``; ``None`` when the index selects channels."""
+    if not isinstance(index, tuple):
+        index = (index,)
+    n_specified = sum(1 for i in index if i is not None and i is not Ellipsis)
+    expanded = []
+    for item in index:
+        if item is Ellipsis:
+            expanded.extend([slice(None)] * (len(shape_in) - n_specified))
+        else:
+            expanded.append(item)
+    axis_in, axis_out = 0, 0
+    for item in expanded:
+        if item is None:
+            axis_out += 1
+            continue
+        if axis_in == dim:
+            if isinstance(item, slice) and item == slice(None):
+                return axis_out
+            return None
+        if isinstance(item, int):
+            axis_in += 1
+        elif isinstance(item, slice):
+            axis_in += 1
+            axis_out += 1
+        else:
+            return None
+    return axis_out + (dim - axis_in)
