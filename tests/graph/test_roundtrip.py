@@ -54,6 +54,27 @@ def test_entry_mode_round_trip_and_positions():
     assert_same_state(model, ws.from_graph(graph, like=build("small_cnn", 1)))
 
 
+def test_kernels_larger_than_the_canvas_are_read_entry_by_entry():
+    model = build("small_cnn")
+    g = ws.to_graph(model, canvas=(1, 1))
+    conv = g.edge_type == EdgeType.CONV
+    assert g.edge_attr.shape[1] == 1
+    assert set(g.edge_pos[conv].tolist()) == set(range(1, 10))  # 1 + index in the 3x3 kernel
+    assert (g.edge_pos[~conv] == 0).all()
+    first = conv.nonzero()[:9, 0]  # the 9 entries of conv 0's kernel from input 0 to channel 0
+    assert torch.equal(g.edge_attr[first, 0], model.features[0].weight[0, 0].reshape(-1))
+    assert_same_state(model, ws.from_graph(g, like=build("small_cnn", 1)))
+
+
+def test_patch_embedding_does_not_widen_every_edge():
+    model = nets.TinyViT(32, 16, 3, 32, 1, 4, 10)  # a 16x16 patch kernel
+    g = ws.to_graph(model)
+    assert g.edge_attr.shape[1] == 1
+    patch = g.edge_type == EdgeType.CONV
+    assert int(patch.sum()) == 3 * 32 * 256 and int(g.edge_pos[patch].max()) == 256
+    assert_same_state(model, ws.from_graph(g, like=nets.TinyViT(32, 16, 3, 32, 1, 4, 10)))
+
+
 def test_graph_features_are_the_weights():
     model = build("mlp")
     g = ws.to_graph(model)

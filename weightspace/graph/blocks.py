@@ -156,6 +156,7 @@ class EdgeArrays:
     feat: Tensor  # [E, F] source-vector index of each feature slot
     pos: Tensor  # [E] kernel position on the canvas (entry mode), else 0
     edge_type: int
+    contiguous_base: int = -1  # feat.flatten() == base + arange(feat.numel()), else -1
 
 
 def canvas_positions(kernel: tuple[int, int], canvas: tuple[int, int]) -> Tensor:
@@ -197,7 +198,10 @@ def materialize_edges(
         i = torch.arange(n_src)
         if block.param is None:
             return constant_edges(i, i, const_one)
-        return constant_edges(i, i, tensor_offset[block.param] + block.offset + i)
+        arrays = constant_edges(i, i, tensor_offset[block.param] + block.offset + i)
+        if F == 1:
+            arrays.contiguous_base = tensor_offset[block.param] + block.offset
+        return arrays
 
     if isinstance(block, HeadEdges):
         h = n_src // block.heads
@@ -225,17 +229,21 @@ def materialize_edges(
         dst = o.expand(n_dst, in_per_group).reshape(-1)
         first = base + ((o * in_per_group + j) * K).reshape(-1, 1)
     entries = first + torch.arange(K).view(1, -1)  # [E, K]: the kernel, row-major
-    place = canvas_positions(block.kernel, canvas)  # [K]
+    # Edge order follows the weight's memory order, so a block whose kernel fills the feature
+    # vector reads one contiguous slice of the source vector.
+    contiguous = base if K == F or (F == 1) else -1
 
-    if entry_mode:
+    oversize = kh > canvas[0] or kw > canvas[1]
+    if entry_mode or oversize:
+        # One edge per kernel entry: placed on the canvas (entry mode), or, for a kernel larger
+        # than the canvas (a ViT's patch embedding), numbered 1 + its index in the kernel.
         E = src.numel()
-        return EdgeArrays(
-            s0 + src.repeat_interleave(K),
-            d0 + dst.repeat_interleave(K),
-            entries.reshape(-1, 1),
-            place.repeat(E),
-            block.edge_type,
-        )
+        pos = canvas_positions(block.kernel, canvas) if entry_mode else 1 + torch.arange(K)
+        feat = torch.full((E * K, F), const_zero, dtype=torch.long)
+        feat[:, slot] = entries.reshape(-1)
+        return EdgeArrays(s0 + src.repeat_interleave(K), d0 + dst.repeat_interleave(K), feat,
+                          pos.repeat(E), block.edge_type, base if F == 1 else -1)
     feat = torch.full((src.numel(), F), const_zero, dtype=torch.long)
-    feat[:, place] = entries
-    return EdgeArrays(s0 + src, d0 + dst, feat, torch.zeros_like(src), block.edge_type)
+    feat[:, canvas_positions(block.kernel, canvas)] = entries
+    return EdgeArrays(s0 + src, d0 + dst, feat, torch.zeros_like(src), block.edge_type,
+                      contiguous)

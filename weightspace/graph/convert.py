@@ -53,7 +53,7 @@ def from_graph(graph: Data, like: nn.Module) -> nn.Module | list[nn.Module]:
         return [from_graph(g, like) for g in graph.to_data_list()]
     spec = _spec_for(graph, like)
     vec = spec.weights_from_graph(graph.x, graph.edge_attr)
-    buffers = spec.buffers_from_graph(graph.x, graph.extra_buffers)
+    buffers = spec.buffers_from_graph(graph.x, graph.edge_attr, graph.extra_buffers)
     model = copy.deepcopy(like)
     model.load_state_dict(spec.unflatten(vec, buffers), strict=True)
     return model

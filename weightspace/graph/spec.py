@@ -12,9 +12,11 @@ vector* be ``s = [v; u; 0; 1] in R^(P+Q+2)``. The spec holds
   ``extra_buffers``).
 
 ``F = KH * KW``: kernels (and the spatial blocks of a linear layer after a flatten) are centred
-on a ``KH x KW`` canvas, the largest kernel of the spec unless a canvas is given; in
-``kernel_edges="entry"`` mode every kernel entry is an edge of its own (``F = 1``) whose
-``edge_pos`` is its place on the canvas.
+on a ``KH x KW`` canvas, the largest kernel of the spec up to ``MAX_CANVAS`` unless a canvas is
+given. A kernel larger than the canvas is read entry by entry: one edge per kernel entry, its
+value at the canvas centre and ``edge_pos = 1 + `` its row-major index in the kernel (other
+edges have ``edge_pos = 0``). In ``kernel_edges="entry"`` mode every kernel entry is an edge of
+its own (``F = 1``) whose ``edge_pos`` is its place on the canvas.
 """
 
 from __future__ import annotations
@@ -33,12 +35,16 @@ from weightspace.graph.blocks import (
     NODE_FEATURES,
     Blueprint,
     DenseEdges,
+    DiagEdges,
     materialize_edges,
 )
 from weightspace.graph.layout import FlatLayout, split_state
 from weightspace.graph.reader import GraphReader
 
 SPEC_FORMAT_VERSION = 1
+# Kernels up to this size fill the edge features in channel mode; larger ones are read entry
+# by entry, so that one 16x16 patch embedding does not make every edge 256 features wide.
+MAX_CANVAS = (5, 5)
 _SPECS_BY_FINGERPRINT: dict[str, GraphSpec] = {}
 _SPECS_BY_ID: dict[str, GraphSpec] = {}
 
@@ -102,7 +108,8 @@ class GraphSpec:
         self.input_shapes = input_shapes
         self.kernel_edges = kernel_edges
         self.canvas = tuple(canvas) if canvas else self._largest_kernel()
-        self._check_canvas()
+        if len(self.canvas) != 2 or min(self.canvas) < 1:
+            raise ValueError(f"canvas must be two positive sizes, got {canvas!r}")
         dtypes = {s.dtype for s in params.slots}
         if len(dtypes) > 1:
             raise SpecMismatchError(f"parameters of mixed dtypes {sorted(dtypes)}")
@@ -191,21 +198,17 @@ class GraphSpec:
                      for shape, dtype in self.input_shapes)
 
     def _largest_kernel(self) -> tuple[int, int]:
+        """The canvas: the largest kernel (in channel mode, the largest up to MAX_CANVAS)."""
         kh = kw = 1
         for e in self.blueprint.edges:
-            if isinstance(e, DenseEdges):
-                kh, kw = max(kh, e.kernel[0]), max(kw, e.kernel[1])
-        return kh, kw
-
-    def _check_canvas(self):
-        for e in self.blueprint.edges:
-            if isinstance(e, DenseEdges) and (
-                e.kernel[0] > self.canvas[0] or e.kernel[1] > self.canvas[1]
+            if not isinstance(e, DenseEdges):
+                continue
+            if self.kernel_edges == "channel" and (
+                e.kernel[0] > MAX_CANVAS[0] or e.kernel[1] > MAX_CANVAS[1]
             ):
-                raise SpecMismatchError(
-                    f"{e.param!r} has a {e.kernel[0]}x{e.kernel[1]} kernel, larger than the "
-                    f"canvas {self.canvas[0]}x{self.canvas[1]}"
-                )
+                continue  # read entry by entry (see the module docstring)
+            kh, kw = max(kh, e.kernel[0]), max(kw, e.kernel[1])
+        return kh, kw
 
     # ------------------------------------------------------------------ index maps
     def _materialize(self):
@@ -258,7 +261,8 @@ class GraphSpec:
         self.layer = per_set(self._depths())
         self.input_id = self._role_ids("input", key=lambda s: bp.sets[s].input_index)
         self.output_id = self._role_ids("output")
-        self._check_bijection()
+        self._check_bijection(tensor_offset)
+        self._param_from = None
 
     def _depths(self) -> list[int]:
         """Longest path (in layers) from an input or token set to each set."""
@@ -285,34 +289,80 @@ class GraphSpec:
             running += size
         return ids
 
-    def _check_bijection(self):
-        """Every parameter entry fills exactly one feature slot; buffers at most one."""
+    def _check_bijection(self, tensor_offset: dict[str, int]):
+        """Every parameter entry fills exactly one feature slot; buffer entries at most one.
+
+        Each block reads one interval of the source vector (by construction of
+        ``materialize_edges``), so coverage is checked on intervals: each must lie inside its
+        own tensor, no two may overlap, and together they must cover all parameters.
+        """
         P, Q = len(self.params), len(self.buffers)
-        sources = torch.cat([self.edge_src.reshape(-1), self.node_src.reshape(-1)])
-        at = torch.nonzero(sources < P).reshape(-1)  # slots holding a parameter entry
-        counts = torch.bincount(sources[at], minlength=P)
-        if not bool((counts == 1).all()):
-            for slot in self.params.slots:
-                c = counts[slot.offset : slot.stop]
-                if (c == 0).any():
-                    raise SpecMismatchError(
-                        f"parameter {slot.name!r} (shape {list(slot.shape)}) is not read by "
-                        f"any rule: the traced forward does not use it, or uses it in a way no "
-                        f"rule covers"
-                    )
-                if (c > 1).any():
-                    raise SpecMismatchError(f"parameter {slot.name!r} is read more than once")
-        self.param_from = torch.empty(P, dtype=torch.long)
-        self.param_from[sources[at]] = at
-        at = torch.nonzero((sources >= P) & (sources < P + Q)).reshape(-1)
-        buffer_counts = torch.bincount(sources[at] - P, minlength=Q)
-        if (buffer_counts > 1).any():
-            raise SpecMismatchError("a buffer entry is read more than once")
-        if (at < self.edge_src.numel()).any():
-            raise SpecMismatchError("buffers are carried by nodes only, not by edges")
-        self.buffer_to = sources[at] - P  # buffer entries carried by nodes ...
-        self.buffer_from = at - self.edge_src.numel()  # ... at these places of x.flatten()
-        self.extra_buffer_index = torch.nonzero(buffer_counts == 0).reshape(-1)
+        sizes = [s.size for s in self.blueprint.sets]
+        numel = {s.name: s.numel for s in self.params.slots}
+        numel.update({s.name: s.numel for s in self.buffers.slots})
+        intervals = []
+        for b in self.blueprint.edges:
+            if isinstance(b, DenseEdges):
+                n_src, n_dst = sizes[b.src], sizes[b.dst]
+                count = n_src * n_dst if b.transposed else (
+                    n_dst * (n_src // b.groups) * b.kernel[0] * b.kernel[1])
+                intervals.append((b.param, b.offset, count))
+            elif isinstance(b, DiagEdges) and b.param is not None:
+                intervals.append((b.param, b.offset, sizes[b.src]))
+        for slot in self.blueprint.node_slots:
+            intervals.append((slot.tensor, slot.offset, sizes[slot.set]))
+        spans = []
+        for name, offset, count in intervals:
+            if offset + count > numel[name]:
+                raise SpecMismatchError(
+                    f"{name!r} holds {numel[name]} entries but a rule reads {offset + count}"
+                )
+            start = tensor_offset[name] + offset
+            spans.append((start, start + count, name))
+        spans.sort()
+        covered = 0
+        for (start, stop, name), (next_start, _, next_name) in zip(
+            spans, spans[1:] + [(P + Q, 0, "")], strict=True
+        ):
+            if stop > next_start:
+                raise SpecMismatchError(f"{name!r} and {next_name!r} are read more than once")
+            if start < P:
+                covered += stop - start
+        if covered != P:
+            read = {name for start, _, name in spans if start < P}
+            missing = [s for s in self.params.slots if s.name not in read]
+            slot = missing[0] if missing else self.params.slots[0]
+            raise SpecMismatchError(
+                f"parameter {slot.name!r} (shape {list(slot.shape)}) is not read by any rule: "
+                f"the traced forward does not use it, or uses it in a way no rule covers"
+            )
+        # Buffers sit in node features, and in edges only where a rule reads a buffer as edge
+        # weights (a fixed positional encoding): scan the edges only then.
+        edges_read_buffers = any(
+            getattr(b, "param", None) is not None and tensor_offset[b.param] >= P
+            for b in self.blueprint.edges
+        )
+        skip = 0 if edges_read_buffers else self.edge_src.numel()
+        flat = (torch.cat([self.edge_src.reshape(-1), self.node_src.reshape(-1)])
+                if edges_read_buffers else self.node_src.reshape(-1))
+        at = torch.nonzero((flat >= P) & (flat < P + Q)).reshape(-1)
+        self.buffer_to = flat[at] - P  # buffer entries carried by the graph ...
+        self.buffer_from = at + skip  # ... at these places of [edge_attr.flatten(); x.flatten()]
+        carried = torch.zeros(Q, dtype=torch.bool)
+        carried[self.buffer_to] = True
+        self.extra_buffer_index = torch.nonzero(~carried).reshape(-1)
+
+    @property
+    def param_from(self) -> Tensor:
+        """For each parameter entry, its place in ``[edge_attr.flatten(); x.flatten()]``."""
+        if self._param_from is None:
+            P = len(self.params)
+            sources = torch.cat([self.edge_src.reshape(-1), self.node_src.reshape(-1)])
+            at = torch.nonzero(sources < P).reshape(-1)
+            param_from = torch.empty(P, dtype=torch.long)
+            param_from[sources[at]] = at
+            self._param_from = param_from
+        return self._param_from
 
     # ------------------------------------------------------------------ properties
     @property
@@ -454,10 +504,20 @@ class GraphSpec:
             )
         return torch.cat([edge_attr.reshape(-1), x.reshape(-1)])[self.param_from]
 
-    def buffers_from_graph(self, x: Tensor, extra_buffers: Tensor) -> Tensor:
-        """``u`` from node features and the graph's ``extra_buffers``."""
+    @staticmethod
+    def _graph_entries(x: Tensor, edge_attr: Tensor, at: Tensor) -> Tensor:
+        """Entries of ``[edge_attr.flatten(); x.flatten()]`` at ``at`` (without the concat when
+        all of them are node features)."""
+        n_edge = edge_attr.numel()
+        if at.numel() and int(at.min()) >= n_edge:
+            return x.reshape(-1)[at - n_edge]
+        return torch.cat([edge_attr.reshape(-1), x.reshape(-1)])[at]
+
+    def buffers_from_graph(self, x: Tensor, edge_attr: Tensor, extra_buffers: Tensor
+                           ) -> Tensor:
+        """``u`` from the graph's features and its ``extra_buffers``."""
         u = torch.empty(len(self.buffers), dtype=torch.float64)
-        u[self.buffer_to] = x.reshape(-1)[self.buffer_from].to(torch.float64)
+        u[self.buffer_to] = self._graph_entries(x, edge_attr, self.buffer_from).to(torch.float64)
         if extra_buffers.numel() != self.extra_buffer_index.numel():
             raise SpecMismatchError(
                 f"graph carries {extra_buffers.numel()} extra buffer entries, spec {self.id} "
@@ -490,11 +550,6 @@ def _contiguous_runs(arrays) -> list[tuple[int, int, int]]:
     runs, e0 = [], 0
     for a in arrays:
         e1 = e0 + a.feat.shape[0]
-        flat = a.feat.reshape(-1)
-        base = int(flat[0]) if flat.numel() else -1
-        contiguous = flat.numel() > 0 and bool(
-            (flat == torch.arange(base, base + flat.numel())).all()
-        )
-        runs.append((e0, e1, base if contiguous else -1))
+        runs.append((e0, e1, a.contiguous_base if e1 > e0 else -1))
         e0 = e1
     return runs

@@ -115,7 +115,7 @@ class SymmetryTransform:
 
 def _edge_keys(spec, src: Tensor, dst: Tensor) -> Tensor:
     n, t = spec.num_nodes, int(spec.edge_type.max()) + 1 if spec.num_edges else 1
-    positions = spec.canvas[0] * spec.canvas[1]
+    positions = int(spec.edge_pos.max()) + 1 if spec.num_edges else 1
     return ((src * n + dst) * t + spec.edge_type) * positions + spec.edge_pos
 
 
