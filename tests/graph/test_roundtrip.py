@@ -189,3 +189,22 @@ def test_float64_networks_round_trip(kernel_edges):
     g = ws.to_graph(model, kernel_edges=kernel_edges)
     assert g.edge_attr.dtype == torch.float64
     assert_same_state(model, ws.from_graph(g, like=nets.SmallCNN().double()))
+
+
+@pytest.mark.parametrize("kernel_edges", ["channel", "entry"])
+def test_slice_copies_equal_the_plain_gather(arch, kernel_edges):
+    model = build(arch)
+    spec = ws.GraphSpec.from_module(model, kernel_edges=kernel_edges)
+    s, _ = spec.source_of(model)
+    assert torch.equal(spec.edge_features(s), s[spec.edge_src])
+    batch = torch.stack([s, s * 2])
+    assert torch.equal(spec.edge_features(batch), batch[:, spec.edge_src])
+
+
+def test_module_path_equals_vector_path(arch):
+    model = build(arch)
+    spec = ws.GraphSpec.from_module(model)
+    direct = spec.module_graph(model)
+    via_vector = spec.graph(spec.flatten(model), spec.flatten_buffers(model))
+    for key in ("x", "edge_attr", "extra_buffers"):
+        assert torch.equal(direct[key], via_vector[key]), key

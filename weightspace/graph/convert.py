@@ -35,11 +35,7 @@ def to_graph(
     """
     spec = GraphSpec.from_module(model, example_inputs, kernel_edges=kernel_edges,
                                  canvas=canvas)
-    s, buffers = spec.source_of(model)
-    if check_finite:
-        spec.check_finite(s[: spec.num_params])
-        spec.check_finite(buffers, "buffers")
-    return spec.graph_from_source(s, buffers)
+    return spec.module_graph(model, check_finite=check_finite)
 
 
 def from_graph(graph: Data, like: nn.Module) -> nn.Module | list[nn.Module]:

@@ -248,6 +248,7 @@ class GraphSpec:
             o = offsets[slot.set]
             node_src[o : o + sizes[slot.set], slot.slot] = base + torch.arange(sizes[slot.set])
         self.node_src = node_src
+        self._plan_module_reads(arrays, tensor_offset)
 
         set_ids = torch.arange(len(sizes))
         size_t = torch.tensor(sizes, dtype=torch.long)
@@ -263,6 +264,73 @@ class GraphSpec:
         self.output_id = self._role_ids("output")
         self._check_bijection(tensor_offset)
         self._param_from = None
+
+    def _plan_module_reads(self, arrays, tensor_offset: dict[str, int]):
+        """Precompute how :meth:`module_graph` reads a module's tensors without a flat copy.
+
+        Contiguous edge blocks are copied straight from their tensor; everything else is
+        gathered from a compact source ``c = [tensors that gathers read; 0; 1]``, whose
+        indices are the spec's indices remapped once here.
+        """
+        P, Q = len(self.params), len(self.buffers)
+        slots = self.params.slots + self.buffers.slots
+        starts = torch.tensor([tensor_offset[s.name] for s in slots] + [P + Q])
+        names = [s.name for s in slots]
+
+        def owner(idx: Tensor) -> Tensor:  # slot number of each source index (consts: len)
+            return torch.searchsorted(starts, idx, right=True) - 1
+
+        gather_runs = [(e0, e1) for e0, e1, base in self.edge_runs if base < 0]
+        needed = {int(i) for e0, e1 in gather_runs for i in owner(
+            self.edge_src[e0:e1].reshape(-1)).unique()}
+        needed |= {int(i) for i in owner(self.node_src.reshape(-1)).unique()}
+        needed.discard(len(slots))
+        order = sorted(needed)
+        compact_start = torch.zeros(len(slots) + 1, dtype=torch.long)
+        running = 0
+        for i in order:
+            compact_start[i] = running
+            running += slots[i].numel
+        compact_start[len(slots)] = running  # the constants 0, 1 follow the tensors
+        self._compact_tensors = [names[i] for i in order]
+
+        def remap(idx: Tensor) -> Tensor:
+            o = owner(idx)
+            base = torch.where(o < len(slots), starts[o.clamp(max=len(slots) - 1)], P + Q)
+            return compact_start[o] + idx - base
+
+        self._module_edge_plan = []
+        for (e0, e1, base), a in zip(self.edge_runs, arrays, strict=True):
+            if base >= 0:
+                o = int(owner(torch.tensor([base]))[0])
+                self._module_edge_plan.append((e0, e1, names[o], base - int(starts[o]), None))
+            else:
+                self._module_edge_plan.append((e0, e1, None, 0, remap(a.feat)))
+        self._compact_node_src = remap(self.node_src)
+
+    def module_graph(self, model_or_state: nn.Module | Mapping[str, Tensor],
+                     check_finite: bool = True) -> Data:
+        """:meth:`graph` of a module, reading its tensors directly (no flat copy of the
+        weights): the fast path of ``to_graph``."""
+        state = split_state(model_or_state)
+        for layout, what in ((self.params, "weights"), (self.buffers, "buffers")):
+            for slot in layout.slots:
+                t = layout._checked(state, slot)
+                if check_finite and t.is_floating_point() and not _all_finite(t):
+                    raise ValueError(f"{what}: {slot.name!r} holds NaN or infinite values")
+        c = torch.cat([state[n].detach().reshape(-1).to(self.dtype) for n in
+                       self._compact_tensors] + [torch.tensor([0.0, 1.0], dtype=self.dtype)])
+        F = self.num_edge_features
+        out = torch.empty(self.num_edges * F, dtype=self.dtype)
+        for e0, e1, name, offset, src in self._module_edge_plan:
+            if name is not None:
+                flat = state[name].detach().reshape(-1)
+                out[e0 * F : e1 * F].copy_(flat[offset : offset + (e1 - e0) * F])
+            else:
+                out[e0 * F : e1 * F] = c[src].reshape(-1)
+        buffers = self.flatten_buffers(state)
+        return self._data(c[self._compact_node_src], out.view(self.num_edges, F),
+                          buffers[self.extra_buffer_index])
 
     def _depths(self) -> list[int]:
         """Longest path (in layers) from an input or token set to each set."""
@@ -475,11 +543,16 @@ class GraphSpec:
         if buffers is None:
             P, Q = len(self.params), len(self.buffers)
             buffers = s[P : P + Q].to(torch.float64)
-        extra = buffers[self.extra_buffer_index]
+        return self._data(s[self.node_src], self.edge_features(s),
+                          buffers[self.extra_buffer_index])
+
+    def _data(self, x: Tensor, edge_attr: Tensor, extra: Tensor) -> Data:
+        # Topology tensors are shared by every graph of the spec (never copied): treat them
+        # as read-only.
         return Data(
-            x=s[self.node_src],
+            x=x,
             edge_index=self.edge_index,
-            edge_attr=self.edge_features(s),
+            edge_attr=edge_attr,
             node_type=self.node_type,
             edge_type=self.edge_type,
             edge_pos=self.edge_pos,
@@ -528,8 +601,7 @@ class GraphSpec:
 
     def check_finite(self, vec: Tensor, what: str = "weights"):
         """Raise a ValueError naming the first tensor with a NaN or infinite entry."""
-        # A finite sum proves every entry finite (one cheap pass); else look entry by entry.
-        if bool(torch.isfinite(vec.sum())) or bool(torch.isfinite(vec).all()):
+        if _all_finite(vec):
             return
         bad = int(torch.nonzero(~torch.isfinite(vec))[0, -1])
         layout = self.params if what == "weights" else self.buffers
@@ -542,6 +614,11 @@ class GraphSpec:
 def spec_of(graph: Data) -> GraphSpec:
     return GraphSpec.get(graph.spec_id)
 
+
+
+def _all_finite(t: Tensor) -> bool:
+    # A finite sum proves every entry finite (one cheap pass); else look entry by entry.
+    return bool(torch.isfinite(t.sum())) or bool(torch.isfinite(t).all())
 
 
 def _contiguous_runs(arrays) -> list[tuple[int, int, int]]:
