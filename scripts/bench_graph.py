@@ -38,6 +38,20 @@ from weightspace.graph import spec as spec_module
 from weightspace.graph.blocks import NODE_DEFAULTS, DenseEdges, DiagEdges, canvas_positions
 
 
+def _scalar_edges(block, tensors, n_src):
+    """Diagonal edges (a norm's scale, or identity) or constant within-head attention edges."""
+    if isinstance(block, DiagEdges):
+        src = dst = torch.arange(n_src)
+        values = (torch.ones(n_src) if block.param is None else
+                  tensors[block.param].reshape(-1)[block.offset : block.offset + n_src])
+        return src, dst, values
+    h = n_src // block.heads
+    a = torch.arange(n_src)
+    src = a.repeat_interleave(h)
+    dst = (a // h * h).repeat_interleave(h) + torch.arange(h).repeat(n_src)
+    return src, dst, torch.ones(src.numel())
+
+
 def per_layer_graph(spec, model) -> Data:
     """The published way: per network, loop over layers and build each one's edges."""
     tensors = dict(model.named_parameters())
@@ -81,16 +95,7 @@ def per_layer_graph(spec, model) -> Data:
                 attr = F.pad(kernels, (left, KW - kw - left, top, KH - kh - top)).reshape(-1, F_)
                 pos = torch.zeros_like(src)
         else:
-            if isinstance(block, DiagEdges):
-                src = dst = torch.arange(n_src)
-                values = (torch.ones(n_src) if block.param is None else
-                          tensors[block.param].reshape(-1)[block.offset : block.offset + n_src])
-            else:  # attention: constant edges within each head
-                h = n_src // block.heads
-                a = torch.arange(n_src)
-                src = a.repeat_interleave(h)
-                dst = (a // h * h).repeat_interleave(h) + torch.arange(h).repeat(n_src)
-                values = torch.ones(src.numel())
+            src, dst, values = _scalar_edges(block, tensors, n_src)
             attr = torch.zeros(src.numel(), F_)
             attr[:, centre] = values
             pos = torch.zeros_like(src)
@@ -135,17 +140,8 @@ def published_format_graph(spec, model) -> Data:
             i, o = torch.meshgrid(torch.arange(n_src), torch.arange(n_dst), indexing="ij")
             src, dst, values = i.reshape(-1), o.reshape(-1), w
             rows = cols = torch.zeros_like(src)
-        elif isinstance(block, DiagEdges):
-            src = dst = torch.arange(n_src)
-            values = (tensors[block.param].reshape(-1)[block.offset : block.offset + n_src]
-                      if block.param else torch.ones(n_src))
-            rows = cols = torch.zeros_like(src)
-        else:  # attention: constant edges within each head
-            h = n_src // block.heads
-            a = torch.arange(n_src)
-            src = a.repeat_interleave(h)
-            dst = (a // h * h).repeat_interleave(h) + torch.arange(h).repeat(n_src)
-            values = torch.ones(src.numel())
+        else:
+            src, dst, values = _scalar_edges(block, tensors, n_src)
             rows = cols = torch.zeros_like(src)
         attr = torch.stack([values, torch.full_like(values, float(depth[block.dst])),
                             torch.full_like(values, float(block.edge_type)), rows.float(),

@@ -81,7 +81,7 @@ class FlatLayout:
 
     def flatten(self, tensors: Mapping[str, Tensor], dtype: torch.dtype) -> Tensor:
         """``[vec(t_1); ...; vec(t_k)]`` in this layout's order, as ``dtype``."""
-        parts = [self._checked(tensors, slot).detach().reshape(-1).to(dtype)
+        parts = [self.checked(tensors, slot).detach().reshape(-1).to(dtype)
                  for slot in self.slots]
         if not parts:
             return torch.zeros(0, dtype=dtype)
@@ -90,11 +90,12 @@ class FlatLayout:
     def flatten_into(self, tensors: Mapping[str, Tensor], out: Tensor) -> Tensor:
         """:meth:`flatten` written into ``out`` (a preallocated ``[size]`` vector)."""
         for slot in self.slots:
-            t = self._checked(tensors, slot)
+            t = self.checked(tensors, slot)
             out[slot.offset : slot.stop].view(slot.shape).copy_(t.detach())
         return out
 
-    def _checked(self, tensors: Mapping[str, Tensor], slot: TensorSlot) -> Tensor:
+    def checked(self, tensors: Mapping[str, Tensor], slot: TensorSlot) -> Tensor:
+        """``tensors[slot.name]``, or an error naming the missing key or both shapes."""
         if slot.name not in tensors:
             raise SpecMismatchError(
                 f"missing {self.what} {slot.name!r} (expected shape {list(slot.shape)})"

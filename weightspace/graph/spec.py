@@ -315,7 +315,7 @@ class GraphSpec:
         state = split_state(model_or_state)
         for layout, what in ((self.params, "weights"), (self.buffers, "buffers")):
             for slot in layout.slots:
-                t = layout._checked(state, slot)
+                t = layout.checked(state, slot)
                 if check_finite and t.is_floating_point() and not _all_finite(t):
                     raise ValueError(f"{what}: {slot.name!r} holds NaN or infinite values")
         c = torch.cat([state[n].detach().reshape(-1).to(self.dtype) for n in
@@ -610,9 +610,6 @@ class GraphSpec:
                 raise ValueError(f"{what}: {slot.name!r} holds NaN or infinite values")
         raise ValueError(f"{what} hold NaN or infinite values")
 
-
-def spec_of(graph: Data) -> GraphSpec:
-    return GraphSpec.get(graph.spec_id)
 
 
 
