@@ -13,12 +13,66 @@ def main(argv: list[str] | None = None) -> int:
                                        "networks to parameter graphs")
     demo.add_argument("--epochs", type=int, default=15)
     demo.add_argument("--seed", type=int, default=0)
+
+    zoo = sub.add_parser("zoo", help="build, check and combine model zoos")
+    zoo_sub = zoo.add_subparsers(dest="zoo_command", required=True)
+    build = zoo_sub.add_parser("build", help="build a zoo from a recipe (Hydra overrides, e.g. "
+                                             "zoo=digits_mlp n_runs=200 out=zoos/x.h5)")
+    build.add_argument("overrides", nargs="*")
+    check = zoo_sub.add_parser("verify", help="check checksums, NaN/inf and shapes per model; "
+                                              "exits 1 when anything is wrong")
+    check.add_argument("path")
+    summary = zoo_sub.add_parser("info", help="architectures, counts and metric ranges")
+    summary.add_argument("path")
+    merge = zoo_sub.add_parser("merge", help="join zoos (e.g. the shards of several ranks)")
+    merge.add_argument("out")
+    merge.add_argument("sources", nargs="+")
+
     args = parser.parse_args(argv)
     if args.command == "demo":
         from weightspace.demo import run_demo
 
         return run_demo(epochs=args.epochs, seed=args.seed)
-    return 1
+    return _zoo(args)
+
+
+def _zoo(args) -> int:
+    if args.zoo_command == "build":
+        from model_zoo.app import build_from_config, compose
+
+        print(f"zoo written to {build_from_config(compose(args.overrides))}")
+        return 0
+    if args.zoo_command == "verify":
+        from weightspace.zoo.verify import verify
+
+        report = verify(args.path)
+        for problem in report.problems:
+            print(f"BAD  {problem}")
+        print(f"{args.path}: {report.checked}/{report.models} models checked, "
+              f"{len(report.problems)} problems")
+        return 0 if report.ok else 1
+    if args.zoo_command == "info":
+        from weightspace.zoo.verify import info
+
+        summary = info(args.path)
+        print(f"{summary['path']}: {summary['models']} models from {summary['runs']} runs "
+              f"({summary['files']} files), recipe {summary['recipe']}")
+        for a in summary["archs"]:
+            print(f"  arch {a['id']}: {a['models']} models, {a['params']:,} params, "
+                  f"{a['nodes']} nodes, {a['edges']} edges")
+        for name, col in summary["columns"].items():
+            if "min" in col:
+                print(f"  {name:>16}: {col['min']:.4g} .. {col['max']:.4g} "
+                      f"(mean {col['mean']:.4g})")
+            else:
+                print(f"  {name:>16}: {', '.join(col['values'])}")
+        return 0
+    if args.zoo_command == "merge":
+        from weightspace.zoo import merge
+
+        print(f"merged into {merge(args.sources, args.out)}")
+        return 0
+    return 2
 
 
 if __name__ == "__main__":

@@ -22,3 +22,16 @@ class UnsupportedModuleError(TypeError):
 
 class SpecMismatchError(ValueError):
     """A state dict, flat vector or graph that does not fit the GraphSpec it was given to."""
+
+
+class ZooCorruptionError(OSError):
+    """A zoo file whose data fails its checksum, is truncated, or does not fit its spec.
+
+    Names the file and, where the damage can be located, the model index.
+    """
+
+    def __init__(self, path, message: str, index: int | None = None):
+        self.path = str(path)
+        self.index = index
+        where = f"{self.path}" + (f", model {index}" if index is not None else "")
+        super().__init__(f"{where}: {message}")

@@ -19,9 +19,10 @@ class SmallCNN(nn.Module):
         super().__init__()
         layers, width = [], in_channels
         for _ in range(3):
-            layers += [nn.Conv2d(width, channels, 3, stride=2, padding=1), activation()]
-            if dropout:
-                layers.append(nn.Dropout(dropout))
+            # Dropout is always there (rate 0 is the identity), so that parameter names do not
+            # depend on the rate and every network of a zoo shares one layout.
+            layers += [nn.Conv2d(width, channels, 3, stride=2, padding=1), activation(),
+                       nn.Dropout(dropout)]
             width = channels
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)

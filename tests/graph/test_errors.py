@@ -136,8 +136,8 @@ def test_vectors_of_the_wrong_size_are_refused():
 def test_nan_weights_are_caught_at_the_boundary():
     model = build("small_cnn")
     with torch.no_grad():
-        model.features[2].weight[0, 0, 0, 0] = float("nan")
-    with pytest.raises(ValueError, match="features.2.weight"):
+        model.features[3].weight[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="features.3.weight"):
         ws.to_graph(model)
 
 

@@ -53,6 +53,11 @@ def _hash(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def spec_id_of(spec_dict: dict) -> str:
+    """The id of the spec that ``spec_dict`` (``GraphSpec.to_dict()``) describes."""
+    return _hash(spec_dict)
+
+
 def _as_tuple(example_inputs) -> tuple:
     if example_inputs is None:
         return ()
@@ -114,7 +119,7 @@ class GraphSpec:
         if len(dtypes) > 1:
             raise SpecMismatchError(f"parameters of mixed dtypes {sorted(dtypes)}")
         self.dtype = getattr(torch, dtypes.pop()) if dtypes else torch.float32
-        self.id = _hash(self.to_dict())
+        self.id = spec_id_of(self.to_dict())
         self._materialize()
 
     # ------------------------------------------------------------------ construction

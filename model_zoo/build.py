@@ -1,0 +1,48 @@
+"""Build a zoo from a recipe: resumable, crash-safe, in chunks of vectorised runs.
+
+Runs ``0 .. n_runs - 1`` are sampled from ``seed`` (the same runs in every process); runs
+already in the zoo are skipped; the rest are grouped by the recipe's key and trained
+``chunk_size`` at a time; each trained chunk is stored as one shard. With ``world > 1`` each
+rank builds the runs ``run_id % world == rank`` into a zoo of its own (merge them with
+``weightspace zoo merge``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from tqdm import tqdm
+
+from model_zoo.recipes import recipe_for
+from weightspace.zoo import ZooWriter
+
+
+def build_zoo(zoo_config: dict, n_runs: int, seed: int, out: str | Path, chunk_size: int = 32,
+              rank: int = 0, world: int = 1, progress: bool = True, finalize: bool = True
+              ) -> Path:
+    if n_runs < 1 or chunk_size < 1:
+        raise ValueError(f"n_runs and chunk_size must be positive, got {n_runs}, {chunk_size}")
+    recipe = recipe_for(zoo_config)
+    writer = ZooWriter(out, {**zoo_config, "n_runs": n_runs, "seed": seed})
+    done = writer.stored_runs()
+    todo = [recipe.run(i, seed) for i in range(n_runs) if i % world == rank and i not in done]
+    groups = defaultdict(list)
+    for run in todo:
+        groups[recipe.group_key(run)].append(run)
+    chunks = [g[i : i + chunk_size] for g in groups.values() for i in range(0, len(g),
+                                                                            chunk_size)]
+    bar = tqdm(total=len(todo), unit="run", disable=not progress, desc=recipe.name,
+               dynamic_ncols=True)
+    start, stored = time.perf_counter(), 0
+    for chunk in chunks:
+        for trained in recipe.train(chunk):
+            writer.write(trained.spec, trained.params, trained.meta, trained.buffers)
+            stored += len(trained.params)
+        bar.update(len(chunk))
+        bar.set_postfix(models_per_s=f"{stored / (time.perf_counter() - start):.1f}")
+    bar.close()
+    if finalize:
+        writer.finalize()
+    return Path(out)

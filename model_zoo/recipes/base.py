@@ -1,0 +1,62 @@
+"""What a zoo recipe is: runs sampled from a seed, grouped for vectorised training."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from weightspace.graph.spec import GraphSpec
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run: its id, its seed, and its sampled hyperparameters."""
+
+    run_id: int
+    seed: int
+    hparams: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class TrainedModels:
+    """Checkpoints of several runs of one architecture, ready for ``ZooWriter.write``."""
+
+    spec: GraphSpec
+    params: torch.Tensor  # [N, P]
+    meta: dict[str, np.ndarray]  # N values per column
+    buffers: torch.Tensor | None = None
+
+
+class Recipe:
+    """Subclasses sample runs, build their networks and train groups of them at once."""
+
+    name: str = "recipe"
+
+    def __init__(self, config: Mapping):
+        self.config = dict(config)
+
+    def run(self, run_id: int, seed: int) -> Run:
+        """Run ``run_id`` of a build seeded ``seed``: the same in every process and shard."""
+        rng = np.random.default_rng([seed, run_id])
+        return Run(run_id, int(rng.integers(2**31 - 1)), self.sample(rng))
+
+    def sample(self, rng: np.random.Generator) -> dict:
+        raise NotImplementedError
+
+    def group_key(self, run: Run) -> Hashable:
+        """Runs with equal keys share an architecture and optimiser: they train together."""
+        raise NotImplementedError
+
+    def build(self, run: Run) -> nn.Module:
+        raise NotImplementedError
+
+    def train(self, runs: list[Run], on_step=None) -> list[TrainedModels]:
+        raise NotImplementedError
+
+
+def log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
+    return float(np.exp(rng.uniform(np.log(low), np.log(high))))

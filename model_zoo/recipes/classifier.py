@@ -1,0 +1,80 @@
+"""Recipes that train image classifiers on a local dataset (the embedded digits by default).
+
+Every run gets its own train subset (``train_fraction`` of the training images, drawn with the
+run's seed), learning rate, weight decay and initialisation; runs of one group (same
+architecture and optimiser) train together with :func:`model_zoo.training.train_vmapped`. Each
+checkpoint records loss and accuracy on the train, validation and test images and the
+generalisation gap ``train_acc - test_acc``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from model_zoo.datasets import load_digits_splits
+from model_zoo.recipes.base import Recipe, Run, TrainedModels
+from model_zoo.training import evaluate_vmapped, train_vmapped
+from weightspace.graph.spec import GraphSpec
+
+KEY = ("run_id", "seed", "epoch", "step")
+
+
+class ClassifierRecipe(Recipe):
+    def inputs(self, x: Tensor) -> Tensor:
+        """The images as the network takes them (an MLP flattens them)."""
+        return x
+
+    def data(self) -> dict[str, tuple[Tensor, Tensor]]:
+        splits = load_digits_splits(self.config.get("data_seed", 0))
+        return {k: (self.inputs(x), y) for k, (x, y) in splits.items()}
+
+    def initialize(self, model: nn.Module, run: Run) -> nn.Module:
+        """Weights ``N(0, init_std^2)`` drawn with the run's seed, biases 0."""
+        g = torch.Generator().manual_seed(run.seed)
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if name.endswith("weight"):
+                    p.copy_(torch.randn(p.shape, generator=g) * run.hparams["init_std"])
+                else:
+                    p.zero_()
+        return model
+
+    def train(self, runs: list[Run], on_step=None) -> list[TrainedModels]:
+        c = self.config
+        data = self.data()
+        x, y = data["train"]
+        models = [self.build(r) for r in runs]
+        subsets = []
+        for r in runs:
+            g = torch.Generator().manual_seed(r.seed + 1)
+            n = max(c["batch_size"], int(round(len(y) * r.hparams["train_fraction"])))
+            subsets.append(torch.randperm(len(y), generator=g)[:n])
+
+        def per_run(key):
+            return torch.tensor([r.hparams[key] for r in runs])
+
+        checkpoints = train_vmapped(
+            models[0], models, x, y, subsets, [r.seed for r in runs], per_run("lr"),
+            per_run("weight_decay"), runs[0].hparams["optimizer"], c["epochs"],
+            c["batch_size"], list(c["checkpoints"]), on_step=on_step,
+        )
+        spec = GraphSpec.from_module(models[0])
+        rows, meta = [], {k: [] for k in KEY}
+        for ck in checkpoints:
+            metrics = {s: evaluate_vmapped(models[0], ck.params, *data[s])
+                       for s in ("train", "val", "test")}
+            rows.append(torch.cat([ck.params[n].reshape(len(runs), -1)
+                                   for n in spec.params.names()], dim=1))
+            for b, r in enumerate(runs):
+                for key, value in zip(KEY, (r.run_id, r.seed, ck.epoch, ck.step), strict=True):
+                    meta[key].append(value)
+                for k, v in r.hparams.items():
+                    meta.setdefault(k, []).append(v)
+                for split, (loss, acc) in metrics.items():
+                    meta.setdefault(f"{split}_loss", []).append(float(loss[b]))
+                    meta.setdefault(f"{split}_acc", []).append(float(acc[b]))
+                meta.setdefault("gen_gap", []).append(
+                    float(metrics["train"][1][b] - metrics["test"][1][b]))
+        return [TrainedModels(spec, torch.cat(rows), {k: np.asarray(v) for k, v in meta.items()})]

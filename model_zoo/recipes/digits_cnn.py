@@ -1,0 +1,48 @@
+"""``digits_cnn``: the Small CNN Zoo recipe (Unterthiner et al. 2020) on the digits.
+
+The network: three 3x3 convolutions of 16 channels with stride 2, global average pooling, a
+dense layer to 10 classes. Per run, as in that paper: learning rate log-uniform, L2 weight
+decay log-uniform, initialisation std log-uniform (normal init, zero biases), dropout rate,
+activation (relu/tanh), optimiser (adam/sgd/rmsprop), and the fraction of the training set
+used ({0.1, 0.25, 0.5, 1.0}).
+
+Dropout is drawn from the config's list of rates rather than a continuous range: runs train
+together only when their networks are the same module, and a dropout rate is part of the
+module; a short list keeps the vectorised groups large.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from model_zoo.nets import SmallCNN
+from model_zoo.recipes.base import Run, log_uniform
+from model_zoo.recipes.classifier import ClassifierRecipe
+
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
+
+
+class DigitsCNN(ClassifierRecipe):
+    name = "digits_cnn"
+
+    def sample(self, rng):
+        c = self.config
+        return {
+            "activation": str(rng.choice(c["activations"])),
+            "optimizer": str(rng.choice(c["optimizers"])),
+            "dropout": float(rng.choice(c["dropouts"])),
+            "lr": log_uniform(rng, *c["lr"]),
+            "weight_decay": log_uniform(rng, *c["weight_decay"]),
+            "init_std": log_uniform(rng, *c["init_std"]),
+            "train_fraction": float(rng.choice(c["train_fractions"])),
+        }
+
+    def group_key(self, run: Run):
+        h = run.hparams
+        return (h["activation"], h["optimizer"], h["dropout"])
+
+    def build(self, run: Run) -> SmallCNN:
+        h = run.hparams
+        model = SmallCNN(1, self.config["channels"], 10, ACTIVATIONS[h["activation"]],
+                         dropout=h["dropout"])
+        return self.initialize(model, run)

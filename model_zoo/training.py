@@ -1,0 +1,188 @@
+"""Vectorised training: B networks of one architecture trained at once with ``torch.func``.
+
+The B parameter sets are stacked into tensors ``theta[B, ...]``; one step is
+
+    g_b = grad_theta L(f(x_b; theta_b), y_b)          (vmap over b of torch.func.grad)
+    theta_b <- opt_b(theta_b, g_b; lr_b, wd_b)         (vectorised Adam / SGD / RMSprop)
+
+with each network's own minibatch ``x_b`` (its own train subset, its own shuffling), its own
+learning rate and weight decay. The optimisers follow ``torch.optim``'s update rules exactly
+(L2 weight decay added to the gradient), so a network trained here equals the same run trained
+alone with ``torch.optim`` (see :func:`train_alone`). A network whose epoch is shorter (a
+smaller train fraction) is masked out for the remaining steps of the epoch.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.func import functional_call, grad, vmap
+
+OPTIMIZERS = ("adam", "sgd", "rmsprop")
+SGD_MOMENTUM, ADAM_BETAS, RMSPROP_ALPHA, EPS = 0.9, (0.9, 0.999), 0.99, 1e-8
+
+
+@dataclass
+class Checkpoint:
+    epoch: int
+    step: int
+    params: dict[str, Tensor]  # name -> [B, ...]
+
+
+def epoch_batches(subsets: list[Tensor], batch_size: int, epoch: int, seeds: list[int]
+                  ) -> tuple[Tensor, Tensor]:
+    """Minibatch indices of one epoch for each network: ``[B, steps, batch_size]`` and the
+    mask ``[B, steps]`` of steps that network takes. Network b shuffles its own subset with
+    the generator seeded ``(seeds[b], epoch)``; its last batch wraps to stay full-size."""
+    steps = [math.ceil(len(s) / batch_size) for s in subsets]
+    T = max(steps)
+    idx = torch.zeros(len(subsets), T, batch_size, dtype=torch.long)
+    active = torch.zeros(len(subsets), T, dtype=torch.bool)
+    for b, subset in enumerate(subsets):
+        g = torch.Generator().manual_seed(seeds[b] * 100_003 + epoch)
+        order = subset[torch.randperm(len(subset), generator=g)]
+        need = steps[b] * batch_size
+        order = order.repeat(math.ceil(need / len(order)))[:need]
+        idx[b, : steps[b]] = order.view(steps[b], batch_size)
+        active[b, : steps[b]] = True
+    return idx, active
+
+
+def stack(models: list[nn.Module]) -> dict[str, Tensor]:
+    return {name: torch.stack([dict(m.named_parameters())[name].detach() for m in models])
+            for name, _ in models[0].named_parameters()}
+
+
+def unstack(template: nn.Module, params: dict[str, Tensor], b: int) -> nn.Module:
+    model = copy.deepcopy(template)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.copy_(params[name][b])
+    return model
+
+
+class VectorOptimizer:
+    """Adam, SGD with momentum, or RMSprop over stacked parameters, per-network lr and wd."""
+
+    def __init__(self, kind: str, params: dict[str, Tensor], lr: Tensor, weight_decay: Tensor):
+        if kind not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {kind!r}")
+        self.kind, self.lr, self.wd = kind, lr, weight_decay
+        self.state = {n: (torch.zeros_like(p), torch.zeros_like(p)) for n, p in params.items()}
+        self.t = torch.zeros(len(lr), dtype=torch.float64)  # bias corrections in double
+
+    @staticmethod
+    def _per(x: Tensor, like: Tensor) -> Tensor:
+        return x.view(-1, *([1] * (like.dim() - 1)))
+
+    def step(self, params: dict[str, Tensor], grads: dict[str, Tensor], active: Tensor):
+        self.t = self.t + active.double()
+        out = {}
+        for name, p in params.items():
+            g = grads[name] + self._per(self.wd, p) * p
+            m, v = self.state[name]
+            on = self._per(active, p)
+            lr = self._per(self.lr, p)
+            if self.kind == "sgd":
+                # torch.optim.SGD starts the momentum buffer at the first gradient.
+                m_new = torch.where(self._per(self.t, p) > 1, SGD_MOMENTUM * m + g, g)
+                update, v_new = lr * m_new, v
+            elif self.kind == "adam":
+                # In torch.optim.Adam's order of operations, so that results match to rounding.
+                b1, b2 = ADAM_BETAS
+                m_new = m.lerp(g, 1 - b1)
+                v_new = v * b2 + (1 - b2) * g * g
+                t = self._per(self.t, p).clamp(min=1)
+                step_size = (lr.double() / (1 - b1**t)).to(p.dtype)
+                denom = v_new.sqrt() / (1 - b2**t).sqrt().to(p.dtype) + EPS
+                update = step_size * (m_new / denom)
+            else:
+                v_new = RMSPROP_ALPHA * v + (1 - RMSPROP_ALPHA) * g * g
+                m_new, update = m, lr * g / (v_new.sqrt() + EPS)
+            self.state[name] = (torch.where(on, m_new, m), torch.where(on, v_new, v))
+            out[name] = torch.where(on, p - update, p)
+        return out
+
+
+def train_vmapped(
+    template: nn.Module,
+    models: list[nn.Module],
+    x: Tensor,
+    y: Tensor,
+    subsets: list[Tensor],
+    seeds: list[int],
+    lr: Tensor,
+    weight_decay: Tensor,
+    optimizer: str,
+    epochs: int,
+    batch_size: int,
+    checkpoint_epochs: list[int],
+    loss_fn: Callable[[Tensor, Tensor], Tensor] = F.cross_entropy,
+    on_step: Callable[[], None] | None = None,
+) -> list[Checkpoint]:
+    """Train ``models`` (same architecture as ``template``) together; checkpoints as stacks."""
+    params = stack(models)
+    opt = VectorOptimizer(optimizer, params, lr.float(), weight_decay.float())
+    template = copy.deepcopy(template).train()
+
+    def loss(p, xb, yb):
+        return loss_fn(functional_call(template, p, (xb,)), yb)
+
+    grads_of = vmap(grad(loss), in_dims=(0, 0, 0), randomness="different")
+    checkpoints, step = [], 0
+    for epoch in range(1, epochs + 1):
+        idx, active = epoch_batches(subsets, batch_size, epoch, seeds)
+        for t in range(idx.shape[1]):
+            xb, yb = x[idx[:, t]], y[idx[:, t]]
+            params = opt.step(params, grads_of(params, xb, yb), active[:, t])
+            step += 1
+            if on_step is not None:
+                on_step()
+        if epoch in checkpoint_epochs:
+            checkpoints.append(Checkpoint(epoch, step, {k: v.clone() for k, v in
+                                                        params.items()}))
+    return checkpoints
+
+
+def train_alone(model: nn.Module, x: Tensor, y: Tensor, subset: Tensor, seed: int, lr: float,
+                weight_decay: float, optimizer: str, epochs: int, batch_size: int,
+                loss_fn=F.cross_entropy) -> nn.Module:
+    """The reference: one network, a plain loop with ``torch.optim``, the same minibatches."""
+    model = copy.deepcopy(model).train()
+    opts = {
+        "adam": lambda p: torch.optim.Adam(p, lr=lr, betas=ADAM_BETAS, eps=EPS,
+                                           weight_decay=weight_decay),
+        "sgd": lambda p: torch.optim.SGD(p, lr=lr, momentum=SGD_MOMENTUM,
+                                         weight_decay=weight_decay),
+        "rmsprop": lambda p: torch.optim.RMSprop(p, lr=lr, alpha=RMSPROP_ALPHA, eps=EPS,
+                                                 weight_decay=weight_decay),
+    }
+    opt = opts[optimizer](model.parameters())
+    for epoch in range(1, epochs + 1):
+        idx, active = epoch_batches([subset], batch_size, epoch, [seed])
+        for t in range(idx.shape[1]):
+            if not active[0, t]:
+                continue
+            opt.zero_grad()
+            loss_fn(model(x[idx[0, t]]), y[idx[0, t]]).backward()
+            opt.step()
+    return model
+
+
+@torch.no_grad()
+def evaluate_vmapped(template: nn.Module, params: dict[str, Tensor], x: Tensor, y: Tensor,
+                     loss_fn=F.cross_entropy) -> tuple[Tensor, Tensor]:
+    """Loss and accuracy ``[B]`` of every network on one dataset."""
+    template = copy.deepcopy(template).eval()
+
+    def run(p):
+        logits = functional_call(template, p, (x,))
+        return loss_fn(logits, y), (logits.argmax(-1) == y).float().mean()
+
+    return vmap(run)(params)

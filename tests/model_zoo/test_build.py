@@ -1,0 +1,135 @@
+"""Building zoos: resume, crash safety under SIGKILL, configs, the command line."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from model_zoo.app import build_from_config, compose
+from tests.zoo.conftest import TINY_MLP
+from weightspace.cli import main as cli
+from weightspace.zoo import Zoo
+from weightspace.zoo.reader import shard_dir
+from weightspace.zoo.verify import verify
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def build(path, n_runs, *extra):
+    return build_from_config(compose([f"n_runs={n_runs}", f"out={path}", "chunk_size=2",
+                                      *TINY_MLP, *extra]))
+
+
+def test_resume_is_idempotent_and_adds_only_missing_runs(tmp_path):
+    path = tmp_path / "z.h5"
+    build(path, 4)
+    first = Zoo(path)
+    before = first.params(range(4))
+    build(path, 4)  # nothing to do
+    again = Zoo(path)
+    assert len(again) == 4 and np.array_equal(again.params(range(4)), before)
+    build(path, 7)
+    grown = Zoo(path)
+    assert sorted(grown.metadata()["run_id"]) == list(range(7))
+    assert np.array_equal(grown.params(range(4)), before)
+
+
+def test_same_seed_same_zoo(tmp_path):
+    build(tmp_path / "a.h5", 3)
+    build(tmp_path / "b.h5", 3)
+    a, b = Zoo(tmp_path / "a.h5"), Zoo(tmp_path / "b.h5")
+    assert np.array_equal(a.params(range(3)), b.params(range(3)))
+
+
+def test_ranks_build_disjoint_shares_that_merge(tmp_path):
+    for rank in (0, 1):
+        build(tmp_path / f"r{rank}.h5", 5, f"rank={rank}", "world=2")
+    assert cli(["zoo", "merge", str(tmp_path / "all.h5"), str(tmp_path / "r0.h5"),
+                str(tmp_path / "r1.h5")]) == 0
+    assert sorted(Zoo(tmp_path / "all.h5").metadata()["run_id"]) == list(range(5))
+
+
+def test_unknown_config_key_is_named():
+    with pytest.raises(Exception, match="n_run"):
+        compose(["n_run=3"])
+    with pytest.raises(Exception, match="zoo.epoch"):
+        compose(["zoo.epoch=3"])
+
+
+def test_unknown_recipe_is_named(tmp_path):
+    with pytest.raises(KeyError, match="zoo.recipe"):
+        build(tmp_path / "z.h5", 2, "zoo.recipe=nope")
+
+
+def test_cli_verify_and_info(tmp_path, capsys):
+    path = tmp_path / "z.h5"
+    build(path, 2)
+    assert cli(["zoo", "verify", str(path)]) == 0
+    assert cli(["zoo", "info", str(path)]) == 0
+    assert "2 models from 2 runs" in capsys.readouterr().out
+    path.write_bytes(path.read_bytes()[:3000])
+    assert cli(["zoo", "verify", str(path)]) == 1
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_loses_nothing_finished(tmp_path):
+    """Kill a build with SIGKILL several times, resume, and get exactly the requested runs."""
+    path = tmp_path / "z.h5"
+    n_runs = 16
+    command = [sys.executable, "scripts/build_zoo.py", f"n_runs={n_runs}", f"out={path}",
+               "chunk_size=2", f"hydra.run.dir={tmp_path / 'run'}", *TINY_MLP,
+               "zoo.epochs=3", "zoo.checkpoints=[1,3]"]
+    rng = np.random.default_rng(0)
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    stored_after_kill = []
+    for _ in range(4):
+        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        # Kill once training has begun (a shard appears or 12 s pass), at a random moment.
+        deadline = time.monotonic() + 12
+        while time.monotonic() < deadline and proc.poll() is None and not (
+            shard_dir(path).exists() and any(shard_dir(path).glob("*.h5"))
+        ):
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 1.5))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        if shard_dir(path).exists() or path.exists():
+            zoo = Zoo(path)  # complete and readable at every moment between runs
+            zoo.params(zoo.indices(zoo.archs[0])[:1])
+            stored_after_kill.append(len(set(zoo.metadata()["run_id"])))
+    assert any(0 < n < n_runs for n in stored_after_kill), stored_after_kill
+    subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True)
+    zoo = Zoo(path)
+    meta = zoo.metadata()
+    keys = sorted(zip(meta["run_id"], meta["step"], strict=True))
+    assert sorted(set(meta["run_id"])) == list(range(n_runs))
+    assert len(keys) == len(set(keys)) == 2 * n_runs
+    assert verify(path).ok
+    assert not shard_dir(path).exists()
+
+
+def test_dropout_rate_does_not_change_the_architecture():
+    import weightspace as ws
+    from model_zoo.nets import SmallCNN
+
+    assert (ws.GraphSpec.from_module(SmallCNN(dropout=0.0)).id
+            == ws.GraphSpec.from_module(SmallCNN(dropout=0.3)).id)
+
+
+def test_digits_cnn_recipe_builds_the_small_cnn_zoo_network(tmp_path):
+    path = tmp_path / "cnn.h5"
+    build_from_config(compose(["zoo=digits_cnn", "n_runs=2", f"out={path}", "zoo.epochs=1",
+                               "zoo.checkpoints=[1]", "progress=false"]))
+    zoo = Zoo(path)
+    assert len(zoo) == 2
+    assert all(zoo.spec(a).num_params == 4970 for a in zoo.archs)
+    meta = zoo.metadata()
+    assert {"lr", "weight_decay", "init_std", "dropout", "activation", "optimizer",
+            "train_fraction", "test_acc", "val_acc", "gen_gap"} <= set(meta)

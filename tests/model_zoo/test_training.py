@@ -1,0 +1,45 @@
+"""Networks trained together with vmap equal the same runs trained alone with torch.optim."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from model_zoo.datasets import load_digits_splits
+from model_zoo.nets import MLP, SmallCNN
+from model_zoo.training import evaluate_vmapped, stack, train_alone, train_vmapped, unstack
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd", "rmsprop"])
+@pytest.mark.parametrize("net", ["cnn", "mlp"])
+def test_vmap_training_equals_training_alone(optimizer, net):
+    x, y = load_digits_splits(0)["train"]
+    if net == "mlp":
+        x = x.flatten(1)
+    torch.manual_seed(0)
+    models = [SmallCNN() if net == "cnn" else MLP(64, [32], 10) for _ in range(3)]
+    subsets = [torch.randperm(len(y))[: int(len(y) * f)] for f in (1.0, 0.5, 0.1)]
+    lr = torch.tensor([1e-3, 3e-3, 1e-2])
+    wd = torch.tensor([0.0, 1e-4, 1e-3])
+    checkpoints = train_vmapped(models[0], models, x, y, subsets, [1, 2, 3], lr, wd, optimizer,
+                                epochs=2, batch_size=32, checkpoint_epochs=[1, 2])
+    assert [c.epoch for c in checkpoints] == [1, 2]
+    for b in range(3):
+        alone = train_alone(models[b], x, y, subsets[b], b + 1, float(lr[b]), float(wd[b]),
+                            optimizer, epochs=2, batch_size=32)
+        together = unstack(models[0], checkpoints[-1].params, b)
+        for p, q in zip(alone.parameters(), together.parameters(), strict=True):
+            torch.testing.assert_close(q, p, rtol=1e-4, atol=2e-5)
+        assert not torch.equal(together.head.weight if net == "cnn" else together[0].weight,
+                               models[b].head.weight if net == "cnn" else models[b][0].weight)
+
+
+def test_vmapped_evaluation_matches_each_network():
+    x, y = load_digits_splits(0)["test"]
+    models = [SmallCNN() for _ in range(3)]
+    loss, acc = evaluate_vmapped(models[0], stack(models), x, y)
+    for b, m in enumerate(models):
+        with torch.no_grad():
+            logits = m.eval()(x)
+        torch.testing.assert_close(loss[b], torch.nn.functional.cross_entropy(logits, y))
+        assert acc[b] == (logits.argmax(1) == y).float().mean()

@@ -1,0 +1,101 @@
+"""``ZooDataset``: a zoo as a torch Dataset of flat weight vectors and targets.
+
+Splits are by *run*: every checkpoint of a run lands in the same split, so no split sees
+another's training trajectory. The run ids are shuffled with ``seed`` and cut at the
+cumulative ``fractions`` (train, val, test). Normalisation statistics come from the train
+split only. Items are ``(params [P], target)``; a DataLoader batch of indices is read with one
+block read per run of consecutive rows (``__getitems__``). Each DataLoader worker opens the
+files itself, lazily.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from weightspace.zoo.reader import Zoo
+
+SPLITS = ("train", "val", "test")
+
+
+def split_by_run(run_ids: np.ndarray, fractions=(0.8, 0.1, 0.1), seed: int = 0
+                 ) -> dict[str, np.ndarray]:
+    """Model positions of each split, with all models of a run in the same split."""
+    if len(fractions) != 3 or abs(sum(fractions) - 1) > 1e-6 or min(fractions) < 0:
+        raise ValueError(f"fractions must be three non-negative numbers summing to 1, got "
+                         f"{fractions}")
+    runs = np.unique(run_ids)
+    order = np.random.default_rng(seed).permutation(runs)
+    cuts = np.round(np.cumsum(fractions)[:2] * len(runs)).astype(int)
+    split_of_run = {}
+    for name, chunk in zip(SPLITS, np.split(order, cuts), strict=True):
+        for r in chunk:
+            split_of_run[int(r)] = name
+    labels = np.array([split_of_run[int(r)] for r in run_ids])
+    return {name: np.nonzero(labels == name)[0] for name in SPLITS}
+
+
+class ZooDataset(Dataset):
+    def __init__(self, zoo: Zoo | str, split: str = "train", target: str | None = None,
+                 arch: str | None = None, fractions=(0.8, 0.1, 0.1), seed: int = 0,
+                 normalize: bool = False):
+        self.zoo = zoo if isinstance(zoo, Zoo) else Zoo(zoo)
+        if split not in (*SPLITS, "all"):
+            raise ValueError(f"split must be one of {SPLITS} or 'all', got {split!r}")
+        if arch is None:
+            if len(self.zoo.archs) > 1:
+                raise ValueError(f"the zoo holds {len(self.zoo.archs)} architectures "
+                                 f"({', '.join(self.zoo.archs)}): pass arch=")
+            arch = self.zoo.archs[0]
+        if arch not in self.zoo.archs:
+            raise KeyError(f"no architecture {arch!r} in the zoo; it has {self.zoo.archs}")
+        self.arch = arch
+        meta = self.zoo.metadata()
+        in_arch = np.nonzero(meta["arch"] == arch)[0]
+        if target is not None and target not in meta:
+            raise KeyError(f"no metadata column {target!r}; the zoo has "
+                           f"{sorted(k for k in meta if k != 'arch')}")
+        splits = split_by_run(meta["run_id"][in_arch], fractions, seed)
+        self.indices = in_arch if split == "all" else in_arch[splits[split]]
+        self._train = in_arch[splits["train"]]
+        self.target = target
+        self.targets = (torch.as_tensor(meta[target][self.indices].astype(np.float64),
+                                        dtype=torch.float32) if target else None)
+        self.normalize = normalize
+        self._stats = None
+
+    def __len__(self) -> int:
+        return int(self.indices.size)
+
+    def stats(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-coordinate mean and std of the weights over the train split."""
+        if self._stats is None:
+            total, sq, n = None, None, 0
+            for start in range(0, self._train.size, 1024):
+                rows = self.zoo.params(self._train[start : start + 1024]).astype(np.float64)
+                total = rows.sum(0) if total is None else total + rows.sum(0)
+                sq = (rows**2).sum(0) if sq is None else sq + (rows**2).sum(0)
+                n += rows.shape[0]
+            mean = total / n
+            std = np.sqrt(np.maximum(sq / n - mean**2, 0)) + 1e-8
+            self._stats = (torch.from_numpy(mean).float(), torch.from_numpy(std).float())
+        return self._stats
+
+    def _rows(self, positions) -> torch.Tensor:
+        x = torch.from_numpy(self.zoo.params(self.indices[np.asarray(positions)]))
+        if self.normalize:
+            mean, std = self.stats()
+            x = (x - mean) / std
+        return x
+
+    def __getitem__(self, i: int):
+        x = self._rows([i])[0]
+        return (x, self.targets[i]) if self.target else x
+
+    def __getitems__(self, positions: list[int]):
+        x = self._rows(positions)
+        if self.target:
+            t = self.targets[positions]
+            return [(x[k], t[k]) for k in range(len(positions))]
+        return list(x)

@@ -1,0 +1,275 @@
+"""``Zoo``: read a model zoo -- its main file and any finished shards of a build in progress.
+
+Models are indexed in one canonical order, sorted by ``(architecture, run_id, step)``, so an
+index means the same model whether the zoo is still in shards or already merged. A model found
+in several parts (a build killed after merging but before removing its shards) is read once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+from torch import nn
+
+from weightspace.errors import ZooCorruptionError
+from weightspace.graph.spec import GraphSpec
+from weightspace.zoo.format import KEY_COLUMNS, SCHEMA_VERSION, TMP_MARK
+
+
+def shard_dir(path: str | os.PathLike) -> Path:
+    """Where a build writes the finished shards of the zoo at ``path``."""
+    path = Path(path)
+    return path.with_name(path.name + ".parts")
+
+
+def zoo_parts(path: str | os.PathLike) -> list[Path]:
+    """The main file (if any) and the finished shards (temporary files are never read)."""
+    path = Path(path)
+    parts = [path] if path.exists() else []
+    d = shard_dir(path)
+    if d.is_dir():
+        parts += sorted(p for p in d.glob("*.h5") if TMP_MARK not in p.name)
+    return parts
+
+
+@dataclass
+class _Block:
+    """The rows of one architecture in one part file."""
+
+    part: int
+    arch: str
+    rows: np.ndarray  # row numbers in that file, of the models kept from it
+
+
+class Zoo:
+    """A model zoo on disk (one path, or several to read as one).
+
+    ``len(zoo)`` models; ``zoo.metadata()`` columns; ``zoo.params(indices)`` weight rows;
+    ``zoo.dataset(...)`` a torch Dataset (see :mod:`weightspace.zoo.dataset`).
+    """
+
+    def __init__(self, path: str | os.PathLike | Sequence[str | os.PathLike]):
+        paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+        self.paths = [Path(p) for p in paths]
+        self.parts: list[Path] = [p for zp in self.paths for p in zoo_parts(zp)]
+        if not self.parts:
+            raise FileNotFoundError(f"no zoo at {', '.join(map(str, self.paths))}")
+        self._files: dict[int, h5py.File] = {}
+        self._pid = os.getpid()
+        self._specs: dict[str, GraphSpec] = {}
+        self.spec_json: dict[str, str] = {}
+        self._index()
+
+    # ------------------------------------------------------------------ opening
+    def _file(self, part: int) -> h5py.File:
+        if self._pid != os.getpid():  # a DataLoader worker: h5py handles do not survive fork
+            self._files, self._pid = {}, os.getpid()
+        f = self._files.get(part)
+        if f is None:
+            path = self.parts[part]
+            try:
+                f = h5py.File(path, "r")
+            except FileNotFoundError:
+                raise ZooCorruptionError(path, "the file went away (the zoo was merged while "
+                                         "being read): open the zoo again") from None
+            except OSError as err:
+                raise ZooCorruptionError(path, f"not a readable HDF5 file, truncated or "
+                                         f"corrupt ({err})") from None
+            version = f.attrs.get("schema_version")
+            if version is None or int(version) > SCHEMA_VERSION:
+                found = "no schema version" if version is None else (
+                    f"zoo schema version {int(version)}")
+                raise ZooCorruptionError(path, f"{found}; this version of weightspace reads up "
+                                         f"to {SCHEMA_VERSION}")
+            self._files[part] = f
+        return f
+
+    def close(self):
+        for f in self._files.values():
+            f.close()
+        self._files = {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __getstate__(self):  # pickled into DataLoader workers: paths only, no open handles
+        state = dict(self.__dict__)
+        state["_files"] = {}
+        return state
+
+    # ------------------------------------------------------------------ index
+    def _read_column(self, part: int, ds: h5py.Dataset, name: str) -> np.ndarray:
+        try:
+            values = ds[()]
+        except OSError as err:
+            raise ZooCorruptionError(self.parts[part], f"metadata column {name!r} fails its "
+                                     f"checksum ({err})") from None
+        if values.dtype.kind in "SO":
+            values = np.array([v.decode() if isinstance(v, bytes) else v for v in values],
+                              dtype=object)
+        return values
+
+    def _index(self):
+        seen: set[tuple] = set()
+        entries = []  # (arch, run_id, step, part, row)
+        self._columns: dict[tuple[int, str], dict[str, np.ndarray]] = {}
+        for part in range(len(self.parts)):
+            f = self._file(part)
+            for arch, g in f.get("archs", {}).items():
+                self.spec_json.setdefault(arch, g.attrs["spec"])
+                cols = {name: self._read_column(part, ds, name) for name, ds in g["meta"].items()}
+                missing = [k for k in KEY_COLUMNS if k not in cols]
+                if missing:
+                    raise ZooCorruptionError(self.parts[part], f"architecture {arch} lacks "
+                                             f"metadata columns {missing}")
+                n = g["params"].shape[0]
+                if any(len(v) != n for v in cols.values()):
+                    raise ZooCorruptionError(self.parts[part], f"architecture {arch}: columns "
+                                             f"and weights disagree on the number of models")
+                self._columns[(part, arch)] = cols
+                for row in range(n):
+                    key = (arch, int(cols["run_id"][row]), int(cols["step"][row]))
+                    if key not in seen:
+                        seen.add(key)
+                        entries.append((*key, part, row))
+        entries.sort()
+        self._entries = entries
+        self.archs = sorted({e[0] for e in entries})
+        self._arch_of = np.array([e[0] for e in entries], dtype=object)
+        self._part_of = np.array([e[3] for e in entries], dtype=np.int64)
+        self._row_of = np.array([e[4] for e in entries], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        return (f"Zoo({', '.join(map(str, self.paths))}: {len(self)} models, "
+                f"{len(self.archs)} architectures, {len(self.parts)} files)")
+
+    @property
+    def recipe(self) -> dict:
+        return json.loads(self._file(0).attrs.get("recipe", "{}"))
+
+    def spec(self, arch: str) -> GraphSpec:
+        if arch not in self._specs:
+            self._specs[arch] = GraphSpec.from_dict(json.loads(self.spec_json[arch]))
+        return self._specs[arch]
+
+    def metadata(self) -> dict[str, np.ndarray]:
+        """Column name -> array over all models (canonical order), with an ``arch`` column."""
+        names = sorted({n for cols in self._columns.values() for n in cols})
+        out = {"arch": self._arch_of.copy()}
+        for name in names:
+            values = []
+            for part, arch, row in zip(self._part_of, self._arch_of, self._row_of, strict=True):
+                col = self._columns[(int(part), arch)].get(name)
+                values.append(_missing_like(self._columns, name) if col is None else col[row])
+            out[name] = np.array(values, dtype=_column_dtype(self._columns, name))
+        return out
+
+    def arch_of(self, index: int) -> str:
+        return self._arch_of[index]
+
+    def indices(self, arch: str | None = None) -> np.ndarray:
+        all_ = np.arange(len(self))
+        return all_ if arch is None else all_[self._arch_of == arch]
+
+    # ------------------------------------------------------------------ weights
+    def _read_rows(self, indices, what: str) -> np.ndarray:
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if indices.size == 0:
+            raise IndexError("no models requested")
+        if indices.min() < 0 or indices.max() >= len(self):
+            raise IndexError(f"model index out of range 0..{len(self) - 1}")
+        archs = set(self._arch_of[indices])
+        if len(archs) > 1:
+            raise ValueError(f"models of {len(archs)} architectures requested at once; read "
+                             f"one architecture at a time (zoo.indices(arch))")
+        arch = archs.pop()
+        spec_q = len(self.spec(arch).buffers) if what == "buffers" else None
+        if what == "buffers" and spec_q == 0:
+            return np.zeros((indices.size, 0))
+        out = None
+        for part in np.unique(self._part_of[indices]):
+            sel = np.nonzero(self._part_of[indices] == part)[0]
+            rows = self._row_of[indices[sel]]
+            ds = self._file(int(part))["archs"][arch][what]
+            if out is None:
+                out = np.empty((indices.size, ds.shape[1]), dtype=ds.dtype)
+            order = np.argsort(rows)
+            for start, stop, positions in _runs(rows[order]):  # contiguous rows: one read each
+                try:
+                    block = ds[start:stop]
+                except OSError as err:
+                    bad = self._locate(int(part), arch, what, start, stop)
+                    raise ZooCorruptionError(self.parts[int(part)], f"{what} fail their "
+                                             f"checksum ({err})", bad) from None
+                out[sel[order[positions]]] = block[rows[order][positions] - start]
+        return out
+
+    def _locate(self, part: int, arch: str, what: str, start: int, stop: int) -> int | None:
+        """The index of the first unreadable model among rows start..stop of one part."""
+        ds = self._file(part)["archs"][arch][what]
+        for row in range(start, stop):
+            try:
+                ds[row : row + 1]
+            except OSError:
+                hit = np.nonzero((self._part_of == part) & (self._row_of == row) &
+                                 (self._arch_of == arch))[0]
+                return int(hit[0]) if hit.size else None
+        return None
+
+    def params(self, indices) -> np.ndarray:
+        """Weight rows ``[len(indices), P]`` (float32) of models of one architecture."""
+        return self._read_rows(indices, "params")
+
+    def buffers(self, indices) -> np.ndarray:
+        """Buffer rows ``[len(indices), Q]`` (float64)."""
+        return self._read_rows(indices, "buffers")
+
+    def load(self, index: int, like: nn.Module) -> nn.Module:
+        """Model ``index`` as a copy of ``like`` (which supplies the architecture)."""
+        import copy
+
+        spec = self.spec(self.arch_of(index))
+        vec = torch.from_numpy(self.params([index])[0])
+        buffers = torch.from_numpy(self.buffers([index])[0]) if len(spec.buffers) else None
+        model = copy.deepcopy(like)
+        model.load_state_dict(spec.unflatten(vec, buffers), strict=True)
+        return model
+
+    def dataset(self, split: str = "train", target: str | None = None, arch: str | None = None,
+                **kwargs):
+        """A torch Dataset of flat weight vectors (see :class:`ZooDataset`)."""
+        from weightspace.zoo.dataset import ZooDataset
+
+        return ZooDataset(self, split=split, target=target, arch=arch, **kwargs)
+
+
+def _runs(sorted_rows: np.ndarray):
+    """Split sorted row numbers into runs of consecutive rows: (start, stop, positions)."""
+    breaks = np.nonzero(np.diff(sorted_rows) != 1)[0] + 1
+    for positions in np.split(np.arange(sorted_rows.size), breaks):
+        yield int(sorted_rows[positions[0]]), int(sorted_rows[positions[-1]]) + 1, positions
+
+
+def _column_dtype(columns: dict, name: str):
+    for cols in columns.values():
+        if name in cols:
+            return cols[name].dtype
+    return object
+
+
+def _missing_like(columns: dict, name: str):
+    kind = np.dtype(_column_dtype(columns, name)).kind
+    return {"f": np.nan, "i": -1, "u": 0}.get(kind, "")

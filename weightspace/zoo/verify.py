@@ -1,0 +1,127 @@
+"""``verify`` and ``info``: check a zoo model by model, and summarise it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from weightspace.errors import ZooCorruptionError
+from weightspace.zoo.reader import Zoo
+
+BLOCK = 256  # models read at once; a block that fails is re-read model by model
+
+
+@dataclass
+class Problem:
+    file: str
+    index: int | None  # model index in the zoo's canonical order, when known
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file + (f", model {self.index}" if self.index is not None else "")
+        return f"{where}: {self.message}"
+
+
+@dataclass
+class VerifyReport:
+    models: int = 0
+    checked: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify(path: str | os.PathLike) -> VerifyReport:
+    """Read every model: checksums, NaN/inf, and the spec against the stored shapes."""
+    report = VerifyReport()
+    try:
+        zoo = Zoo(path)
+    except ZooCorruptionError as err:
+        report.problems.append(Problem(err.path, err.index, str(err).split(": ", 1)[-1]))
+        return report
+    with zoo:
+        report.models = len(zoo)
+        for arch in zoo.archs:
+            _verify_arch(zoo, arch, report)
+    return report
+
+
+def _verify_arch(zoo: Zoo, arch: str, report: VerifyReport):
+    idx = zoo.indices(arch)
+    try:
+        spec = zoo.spec(arch)
+    except Exception as err:  # a spec that does not rebuild is reported, not raised
+        report.problems.append(Problem(str(zoo.parts[0]), None,
+                                       f"architecture {arch}: unreadable spec ({err})"))
+        return
+    if spec.id != arch:
+        report.problems.append(Problem(str(zoo.parts[0]), None,
+                                       f"architecture {arch}: its spec has id {spec.id}"))
+    for part in np.unique(zoo._part_of[idx]):
+        ds = zoo._file(int(part))["archs"][arch]
+        shapes = {"params": spec.num_params, "buffers": len(spec.buffers)}
+        for what, width in shapes.items():
+            stored = ds[what].shape[1] if what in ds else 0
+            if stored != width:
+                report.problems.append(Problem(
+                    str(zoo.parts[int(part)]), None,
+                    f"architecture {arch}: {what} have {stored} columns, the spec {width}"))
+                return
+    for start in range(0, idx.size, BLOCK):
+        block = idx[start : start + BLOCK]
+        for what in ("params", "buffers") if len(spec.buffers) else ("params",):
+            rows = _read_or_split(zoo, block, what, report)
+            for i, row in rows:
+                if not np.isfinite(row).all():
+                    report.problems.append(Problem(_file_of(zoo, i), int(i),
+                                                   f"{what} hold NaN or infinite values"))
+        report.checked += block.size
+
+
+def _read_or_split(zoo, block, what, report):
+    read = zoo.params if what == "params" else zoo.buffers
+    try:
+        return list(zip(block, read(block), strict=True))
+    except ZooCorruptionError:
+        pass
+    rows = []
+    for i in block:
+        try:
+            rows.append((i, read([i])[0]))
+        except ZooCorruptionError as err:
+            report.problems.append(Problem(err.path, int(i), f"{what} fail their checksum"))
+    return rows
+
+
+def _file_of(zoo: Zoo, index: int) -> str:
+    return str(zoo.parts[int(zoo._part_of[index])])
+
+
+def info(path: str | os.PathLike) -> dict:
+    """Architectures, model counts and the range of every numeric metadata column."""
+    with Zoo(path) as zoo:
+        meta = zoo.metadata()
+        archs = []
+        for arch in zoo.archs:
+            spec = zoo.spec(arch)
+            archs.append({"id": arch, "models": int((meta["arch"] == arch).sum()),
+                          "params": spec.num_params, "buffers": len(spec.buffers),
+                          "nodes": spec.num_nodes, "edges": spec.num_edges})
+        columns = {}
+        for name, values in meta.items():
+            if name == "arch":
+                continue
+            if values.dtype.kind in "fi" and values.size:
+                finite = values[np.isfinite(values)] if values.dtype.kind == "f" else values
+                if finite.size:
+                    columns[name] = {"min": float(finite.min()), "max": float(finite.max()),
+                                     "mean": float(finite.mean())}
+            elif values.dtype == object:
+                columns[name] = {"values": sorted(set(map(str, values)))[:10]}
+        return {"path": str(path), "models": len(zoo), "runs": len(set(meta["run_id"])),
+                "files": len(zoo.parts), "recipe": zoo.recipe.get("name"), "archs": archs,
+                "columns": columns}

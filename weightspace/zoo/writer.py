@@ -1,0 +1,129 @@
+"""``ZooWriter``: add models to a zoo crash-safely, resume, and merge shards into one file.
+
+A build writes each finished group of runs as a shard (``<zoo>.parts/shard-*.h5``), each
+written atomically (see :mod:`weightspace.zoo.format`). :meth:`ZooWriter.finalize` merges the
+main file and every shard into a new file that atomically replaces the main file, then removes
+the shards. At every moment the zoo (main file plus finished shards) is complete and readable:
+a build killed at any point loses only the runs it had in flight, and the next build skips
+every run already stored.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from weightspace.graph.spec import GraphSpec
+from weightspace.zoo.format import (
+    KEY_COLUMNS,
+    TMP_MARK,
+    atomic_h5,
+    create_arch,
+    create_column,
+    write_root_attrs,
+)
+from weightspace.zoo.reader import Zoo, shard_dir, zoo_parts
+
+# Rows copied per read/write while merging: bounds memory for large networks.
+MERGE_BYTES = 1 << 26
+
+
+class ZooWriter:
+    """Writes models into the zoo at ``path`` (see the module docstring)."""
+
+    def __init__(self, path: str | os.PathLike, recipe: Mapping | None = None):
+        self.path = Path(path)
+        self.recipe = dict(recipe or {})
+
+    def stored_runs(self) -> set[int]:
+        """Run ids with models already in the zoo (main file or finished shards)."""
+        if not zoo_parts(self.path):
+            return set()
+        with Zoo(self.path) as zoo:
+            return set(int(r) for r in zoo.metadata()["run_id"])
+
+    def write(self, spec: GraphSpec, params: torch.Tensor | np.ndarray,
+              meta: Mapping[str, Sequence], buffers: torch.Tensor | np.ndarray | None = None
+              ) -> Path:
+        """Store models of one architecture as a new shard; returns the shard's path.
+
+        ``params`` is ``[N, P]`` in the spec's flat layout, ``buffers`` ``[N, Q]``; ``meta``
+        maps column names to ``N`` values and must hold ``run_id``, ``seed``, ``epoch`` and
+        ``step``. Non-finite weights are refused here, before they reach the zoo.
+        """
+        params = _numpy(params)
+        if params.ndim != 2 or params.shape[1] != spec.num_params:
+            raise ValueError(f"params must be [N, {spec.num_params}], got {list(params.shape)}")
+        missing = [k for k in KEY_COLUMNS if k not in meta]
+        if missing:
+            raise ValueError(f"metadata lacks the key columns {missing}")
+        bad = np.nonzero(~np.isfinite(params).all(axis=1))[0]
+        if bad.size:
+            runs = sorted({int(meta["run_id"][i]) for i in bad})
+            raise ValueError(f"non-finite weights in runs {runs}: not stored")
+        name = f"shard-{int(np.min(meta['run_id'])):08d}-{uuid.uuid4().hex[:12]}.h5"
+        target = shard_dir(self.path) / name
+        import json
+
+        with atomic_h5(target) as f:
+            write_root_attrs(f, self.recipe)
+            create_arch(f, json.dumps(spec.to_dict()), params,
+                        None if buffers is None else _numpy(buffers),
+                        {k: np.asarray(v) for k, v in meta.items()})
+        return target
+
+    def finalize(self) -> Path:
+        """Merge the main file and all shards into the main file; remove the shards."""
+        parts = zoo_parts(self.path)
+        d = shard_dir(self.path)
+        if parts and parts != [self.path]:
+            merge([self.path], self.path, recipe=self.recipe or None)
+        if d.is_dir():
+            for p in d.iterdir():
+                if p.suffix == ".h5" or TMP_MARK in p.name:
+                    p.unlink()
+            d.rmdir()
+        return self.path
+
+
+def merge(sources: Sequence[str | os.PathLike], out: str | os.PathLike,
+          recipe: Mapping | None = None) -> Path:
+    """Write every model of the zoos ``sources`` (with their shards) into one file ``out``.
+
+    Models appear once each, in canonical order; ``out`` is replaced atomically, so it may be
+    one of the sources.
+    """
+    zoo = Zoo(sources)
+    meta = zoo.metadata()
+    with zoo, atomic_h5(out) as f:
+        write_root_attrs(f, recipe if recipe is not None else zoo.recipe)
+        for arch in zoo.archs:
+            idx = zoo.indices(arch)
+            spec = zoo.spec(arch)
+            cols = {k: v[idx] for k, v in meta.items() if k != "arch"}
+            g = create_arch(f, zoo.spec_json[arch], np.zeros((0, spec.num_params), np.float32),
+                            np.zeros((0, len(spec.buffers))) if len(spec.buffers) else None, {})
+            for name, values in cols.items():
+                create_column(g["meta"], name, values, idx.size)
+            step = max(1, MERGE_BYTES // max(1, 4 * spec.num_params))
+            for start in range(0, idx.size, step):
+                chunk = idx[start : start + step]
+                _append(g["params"], zoo.params(chunk))
+                if len(spec.buffers):
+                    _append(g["buffers"], zoo.buffers(chunk))
+    return Path(out)
+
+
+def _append(ds, rows):
+    n = ds.shape[0]
+    ds.resize(n + len(rows), axis=0)
+    ds[n:] = rows
+
+
+def _numpy(x) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
