@@ -1,0 +1,124 @@
+"""Benchmark: building and reading zoos, against the sequential ways, side by side in one run.
+
+(a) Training: B runs of the ``digits_cnn`` recipe (one vectorised group) trained together
+    with ``train_vmapped`` vs. the same runs trained one after another with ``torch.optim``
+    (``train_alone``), networks per minute.
+(b) Reading: N models of the Small CNN from one zoo file (sequential blocks and random
+    batches) vs. one ``.pth`` state dict per model read with ``torch.load(weights_only=True)``,
+    models per second.
+
+Usage: ``python scripts/bench_zoo.py [--runs 32] [--epochs 2] [--models 2000]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import weightspace as ws
+from model_zoo.nets import SmallCNN
+from model_zoo.recipes.digits_cnn import DigitsCNN
+from model_zoo.training import train_alone, train_vmapped
+from weightspace.zoo import Zoo, ZooWriter
+
+CNN_CONFIG = {
+    "recipe": "digits_cnn", "data_seed": 0, "channels": 16, "batch_size": 32,
+    "activations": ["relu"], "optimizers": ["adam"], "dropouts": [0.0], "lr": [5e-4, 5e-2],
+    "weight_decay": [1e-8, 1e-2], "init_std": [1e-3, 0.5], "train_fractions": [1.0],
+}
+
+
+def bench_training(n_runs: int, epochs: int, alone_runs: int) -> dict:
+    recipe = DigitsCNN({**CNN_CONFIG, "epochs": epochs, "checkpoints": [epochs]})
+    runs = [recipe.run(i, 0) for i in range(n_runs)]
+    x, y = recipe.data()["train"]
+    models = [recipe.build(r) for r in runs]
+    subsets = [torch.arange(len(y))] * n_runs
+    seeds = [r.seed for r in runs]
+    lr = torch.tensor([r.hparams["lr"] for r in runs])
+    wd = torch.tensor([r.hparams["weight_decay"] for r in runs])
+    start = time.perf_counter()
+    train_vmapped(models[0], models, x, y, subsets, seeds, lr, wd, "adam", epochs, 32, [epochs])
+    vmapped = time.perf_counter() - start
+    start = time.perf_counter()
+    for b in range(alone_runs):
+        train_alone(models[b], x, y, subsets[b], seeds[b], float(lr[b]), float(wd[b]), "adam",
+                    epochs, 32)
+    alone = (time.perf_counter() - start) / alone_runs * n_runs
+    return {"vmapped_per_min": n_runs / vmapped * 60, "alone_per_min": n_runs / alone * 60,
+            "ratio": alone / vmapped}
+
+
+def bench_reading(n_models: int, batch: int, tmp: Path) -> dict:
+    spec = ws.GraphSpec.from_module(SmallCNN())
+    g = torch.Generator().manual_seed(0)
+    params = torch.randn(n_models, spec.num_params, generator=g)
+    ids = np.arange(n_models)
+    ZooWriter(tmp / "zoo.h5").write(spec, params, {"run_id": ids, "seed": ids, "epoch": ids * 0,
+                                                   "step": ids * 0})
+    ZooWriter(tmp / "zoo.h5").finalize()
+    folder = tmp / "pth"
+    folder.mkdir()
+    for i in range(n_models):
+        # clone: a view would make torch.save write the whole [N, P] storage into each file
+        state = {k: v.clone() for k, v in spec.unflatten(params[i]).items()}
+        torch.save(state, folder / f"model_{i}.pth")
+    rng = np.random.default_rng(0)
+    random_batches = [rng.choice(n_models, batch, replace=False) for _ in range(n_models // batch)]
+
+    zoo = Zoo(tmp / "zoo.h5")
+    start = time.perf_counter()
+    for s in range(0, n_models, batch):
+        torch.from_numpy(zoo.params(np.arange(s, min(s + batch, n_models))))
+    zoo_seq = n_models / (time.perf_counter() - start)
+    start = time.perf_counter()
+    for b in random_batches:
+        torch.from_numpy(zoo.params(b))
+    zoo_rand = len(random_batches) * batch / (time.perf_counter() - start)
+
+    def load(i):
+        return spec.flatten(torch.load(folder / f"model_{i}.pth", weights_only=True))
+
+    start = time.perf_counter()
+    for s in range(0, n_models, batch):
+        torch.stack([load(i) for i in range(s, min(s + batch, n_models))])
+    pth_seq = n_models / (time.perf_counter() - start)
+    start = time.perf_counter()
+    for b in random_batches:
+        torch.stack([load(i) for i in b])
+    pth_rand = len(random_batches) * batch / (time.perf_counter() - start)
+    return {"zoo_seq": zoo_seq, "zoo_rand": zoo_rand, "pth_seq": pth_seq, "pth_rand": pth_rand}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=32)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--alone-runs", type=int, default=4,
+                        help="runs timed in the sequential loop (its time is per network)")
+    parser.add_argument("--models", type=int, default=2000)
+    parser.add_argument("--batch", type=int, default=64)
+    args = parser.parse_args(argv)
+    torch.manual_seed(0)
+    print(f"machine: {platform.machine()}, {torch.get_num_threads()} threads, "
+          f"torch {torch.__version__}")
+    t = bench_training(args.runs, args.epochs, args.alone_runs)
+    print(f"(a) digits_cnn, {args.runs} runs x {args.epochs} epochs: vmap "
+          f"{t['vmapped_per_min']:.1f} networks/min, sequential {t['alone_per_min']:.1f} "
+          f"networks/min, ratio {t['ratio']:.1f}x")
+    with tempfile.TemporaryDirectory() as tmp:
+        r = bench_reading(args.models, args.batch, Path(tmp))
+    print(f"(b) {args.models} Small CNNs, batches of {args.batch}: zoo {r['zoo_seq']:.0f} "
+          f"models/s sequential, {r['zoo_rand']:.0f} random; .pth files {r['pth_seq']:.0f} "
+          f"sequential, {r['pth_rand']:.0f} random; ratio {r['zoo_seq'] / r['pth_seq']:.1f}x "
+          f"sequential, {r['zoo_rand'] / r['pth_rand']:.1f}x random")
+
+
+if __name__ == "__main__":
+    main()
