@@ -2,7 +2,7 @@
 
 The B parameter sets are stacked into tensors ``theta[B, ...]``; one step is
 
-    g_b = grad_theta L(f(x_b; theta_b), y_b)          (vmap over b of torch.func.grad)
+    g_b = grad_theta_b sum_b' L(f(x_b'; theta_b'), y_b')   (autograd through a vmapped forward)
     theta_b <- opt_b(theta_b, g_b; lr_b, wd_b)         (vectorised Adam / SGD / RMSprop)
 
 with each network's own minibatch ``x_b`` (its own train subset, its own shuffling), its own
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.func import functional_call, grad, vmap
+from torch.func import functional_call, vmap
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 SGD_MOMENTUM, ADAM_BETAS, RMSPROP_ALPHA, EPS = 0.9, (0.9, 0.999), 0.99, 1e-8
@@ -68,46 +68,84 @@ def unstack(template: nn.Module, params: dict[str, Tensor], b: int) -> nn.Module
 
 
 class VectorOptimizer:
-    """Adam, SGD with momentum, or RMSprop over stacked parameters, per-network lr and wd."""
+    """Adam, SGD with momentum, or RMSprop for B networks at once, per-network lr and wd.
 
-    def __init__(self, kind: str, params: dict[str, Tensor], lr: Tensor, weight_decay: Tensor):
+    Works on the flat ``[B, P]`` matrix of all parameters (see :class:`FlatParams`), so one
+    update is a dozen elementwise operations, whatever the number of parameter tensors.
+    """
+
+    def __init__(self, kind: str, flat: Tensor, lr: Tensor, weight_decay: Tensor):
         if kind not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {kind!r}")
-        self.kind, self.lr, self.wd = kind, lr, weight_decay
-        self.state = {n: (torch.zeros_like(p), torch.zeros_like(p)) for n, p in params.items()}
-        self.t = torch.zeros(len(lr), dtype=torch.float64)  # bias corrections in double
+        self.kind = kind
+        self.lr = lr.to(flat.dtype).view(-1, 1)
+        self.wd = weight_decay.to(flat.dtype).view(-1, 1)
+        self.m, self.v = torch.zeros_like(flat), torch.zeros_like(flat)
+        self.t = torch.zeros(len(lr), 1, dtype=torch.float64)  # bias corrections in double
 
-    @staticmethod
-    def _per(x: Tensor, like: Tensor) -> Tensor:
-        return x.view(-1, *([1] * (like.dim() - 1)))
+    def step(self, p: Tensor, grad: Tensor, active: Tensor) -> Tensor:
+        """The updated ``[B, P]`` parameters; networks with ``active[b] == False`` keep theirs."""
+        on = active.view(-1, 1)
+        self.t = self.t + on.double()
+        g = grad + self.wd * p
+        m, v = self.m, self.v
+        if self.kind == "sgd":
+            # torch.optim.SGD starts the momentum buffer at the first gradient.
+            m_new = torch.where(self.t > 1, SGD_MOMENTUM * m + g, g)
+            v_new, update = v, self.lr * m_new
+        elif self.kind == "adam":
+            # In torch.optim.Adam's order of operations, so that results match to rounding.
+            b1, b2 = ADAM_BETAS
+            m_new = m.lerp(g, 1 - b1)
+            v_new = v * b2 + (1 - b2) * g * g
+            t = self.t.clamp(min=1)
+            step_size = (self.lr.double() / (1 - b1**t)).to(p.dtype)
+            denom = v_new.sqrt() / (1 - b2**t).sqrt().to(p.dtype) + EPS
+            update = step_size * (m_new / denom)
+        else:
+            v_new = RMSPROP_ALPHA * v + (1 - RMSPROP_ALPHA) * g * g
+            m_new, update = m, self.lr * g / (v_new.sqrt() + EPS)
+        if bool(on.all()):
+            self.m, self.v = m_new, v_new
+            return p - update
+        self.m, self.v = torch.where(on, m_new, m), torch.where(on, v_new, v)
+        return torch.where(on, p - update, p)
 
-    def step(self, params: dict[str, Tensor], grads: dict[str, Tensor], active: Tensor):
-        self.t = self.t + active.double()
-        out = {}
-        for name, p in params.items():
-            g = grads[name] + self._per(self.wd, p) * p
-            m, v = self.state[name]
-            on = self._per(active, p)
-            lr = self._per(self.lr, p)
-            if self.kind == "sgd":
-                # torch.optim.SGD starts the momentum buffer at the first gradient.
-                m_new = torch.where(self._per(self.t, p) > 1, SGD_MOMENTUM * m + g, g)
-                update, v_new = lr * m_new, v
-            elif self.kind == "adam":
-                # In torch.optim.Adam's order of operations, so that results match to rounding.
-                b1, b2 = ADAM_BETAS
-                m_new = m.lerp(g, 1 - b1)
-                v_new = v * b2 + (1 - b2) * g * g
-                t = self._per(self.t, p).clamp(min=1)
-                step_size = (lr.double() / (1 - b1**t)).to(p.dtype)
-                denom = v_new.sqrt() / (1 - b2**t).sqrt().to(p.dtype) + EPS
-                update = step_size * (m_new / denom)
-            else:
-                v_new = RMSPROP_ALPHA * v + (1 - RMSPROP_ALPHA) * g * g
-                m_new, update = m, lr * g / (v_new.sqrt() + EPS)
-            self.state[name] = (torch.where(on, m_new, m), torch.where(on, v_new, v))
-            out[name] = torch.where(on, p - update, p)
+
+class FlatParams:
+    """The parameters of B networks as one ``[B, P]`` matrix and, as views into it, a dict
+    ``name -> [B, *shape]`` for ``functional_call``."""
+
+    def __init__(self, models: list[nn.Module]):
+        self.names = [n for n, _ in models[0].named_parameters()]
+        self.shapes = [p.shape for _, p in models[0].named_parameters()]
+        self.flat = torch.stack([torch.cat([p.detach().reshape(-1) for p in m.parameters()])
+                                 for m in models])
+
+    def views(self, flat: Tensor) -> dict[str, Tensor]:
+        out, offset = {}, 0
+        for name, shape in zip(self.names, self.shapes, strict=True):
+            n = math.prod(shape)
+            out[name] = flat[:, offset : offset + n].view(-1, *shape)
+            offset += n
         return out
+
+    def flatten(self, tensors: dict[str, Tensor]) -> Tensor:
+        return torch.cat([tensors[n].reshape(len(tensors[n]), -1) for n in self.names], dim=1)
+
+
+def batched_grad(loss: Callable, fp: FlatParams, flat: Tensor, *data: Tensor
+                 ) -> tuple[Tensor, Tensor]:
+    """Per-network losses ``[B]`` and gradients ``[B, P]`` in one backward pass.
+
+    The networks are independent, so the gradient of ``sum_b L_b`` with respect to
+    ``theta_b`` is exactly ``grad L_b``: plain autograd through a vmapped forward gives all B
+    gradients at once, already as the flat matrix the optimiser updates.
+    """
+    leaf = flat.detach().requires_grad_(True)
+    losses = vmap(loss, randomness="different")(fp.views(leaf), *data)
+    (g,) = torch.autograd.grad(losses.sum(), leaf)
+    return losses.detach(), g
 
 
 def train_vmapped(
@@ -127,26 +165,26 @@ def train_vmapped(
     on_step: Callable[[], None] | None = None,
 ) -> list[Checkpoint]:
     """Train ``models`` (same architecture as ``template``) together; checkpoints as stacks."""
-    params = stack(models)
-    opt = VectorOptimizer(optimizer, params, lr.float(), weight_decay.float())
+    fp = FlatParams(models)
+    flat = fp.flat
+    opt = VectorOptimizer(optimizer, flat, lr, weight_decay)
     template = copy.deepcopy(template).train()
 
     def loss(p, xb, yb):
         return loss_fn(functional_call(template, p, (xb,)), yb)
 
-    grads_of = vmap(grad(loss), in_dims=(0, 0, 0), randomness="different")
     checkpoints, step = [], 0
     for epoch in range(1, epochs + 1):
         idx, active = epoch_batches(subsets, batch_size, epoch, seeds)
         for t in range(idx.shape[1]):
             xb, yb = x[idx[:, t]], y[idx[:, t]]
-            params = opt.step(params, grads_of(params, xb, yb), active[:, t])
+            _, grads = batched_grad(loss, fp, flat, xb, yb)
+            flat = opt.step(flat, grads, active[:, t])
             step += 1
             if on_step is not None:
                 on_step()
         if epoch in checkpoint_epochs:
-            checkpoints.append(Checkpoint(epoch, step, {k: v.clone() for k, v in
-                                                        params.items()}))
+            checkpoints.append(Checkpoint(epoch, step, fp.views(flat.clone())))
     return checkpoints
 
 

@@ -2,7 +2,8 @@
 
 (a) Training: B runs of the ``digits_cnn`` recipe (one vectorised group) trained together
     with ``train_vmapped`` vs. the same runs trained one after another with ``torch.optim``
-    (``train_alone``), networks per minute.
+    (``train_alone``), networks per minute; likewise B ``digits_inr`` SIRENs fitted together
+    by the recipe vs. one after another (``DigitsINR.fit_alone``).
 (b) Reading: N models of the Small CNN from one zoo file (sequential blocks and random
     batches) vs. one ``.pth`` state dict per model read with ``torch.load(weights_only=True)``,
     models per second.
@@ -24,6 +25,7 @@ import torch
 import weightspace as ws
 from model_zoo.nets import SmallCNN
 from model_zoo.recipes.digits_cnn import DigitsCNN
+from model_zoo.recipes.digits_inr import DigitsINR
 from model_zoo.training import train_alone, train_vmapped
 from weightspace.zoo import Zoo, ZooWriter
 
@@ -50,6 +52,21 @@ def bench_training(n_runs: int, epochs: int, alone_runs: int) -> dict:
     for b in range(alone_runs):
         train_alone(models[b], x, y, subsets[b], seeds[b], float(lr[b]), float(wd[b]), "adam",
                     epochs, 32)
+    alone = (time.perf_counter() - start) / alone_runs * n_runs
+    return {"vmapped_per_min": n_runs / vmapped * 60, "alone_per_min": n_runs / alone * 60,
+            "ratio": alone / vmapped}
+
+
+def bench_inr(n_runs: int, steps: int, alone_runs: int) -> dict:
+    recipe = DigitsINR({"recipe": "digits_inr", "hidden": [32, 32], "w0": 30.0, "copies": 1,
+                        "lr": 3e-4, "steps": steps, "checkpoints": [steps]})
+    runs = [recipe.run(i, 0) for i in range(n_runs)]
+    start = time.perf_counter()
+    recipe.train(runs)
+    vmapped = time.perf_counter() - start
+    start = time.perf_counter()
+    for r in runs[:alone_runs]:
+        recipe.fit_alone(r)
     alone = (time.perf_counter() - start) / alone_runs * n_runs
     return {"vmapped_per_min": n_runs / vmapped * 60, "alone_per_min": n_runs / alone * 60,
             "ratio": alone / vmapped}
@@ -102,6 +119,8 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--alone-runs", type=int, default=4,
                         help="runs timed in the sequential loop (its time is per network)")
+    parser.add_argument("--inrs", type=int, default=256)
+    parser.add_argument("--inr-steps", type=int, default=300)
     parser.add_argument("--models", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=64)
     args = parser.parse_args(argv)
@@ -111,6 +130,10 @@ def main(argv=None):
     t = bench_training(args.runs, args.epochs, args.alone_runs)
     print(f"(a) digits_cnn, {args.runs} runs x {args.epochs} epochs: vmap "
           f"{t['vmapped_per_min']:.1f} networks/min, sequential {t['alone_per_min']:.1f} "
+          f"networks/min, ratio {t['ratio']:.1f}x")
+    t = bench_inr(args.inrs, args.inr_steps, args.alone_runs)
+    print(f"(a) digits_inr, {args.inrs} SIRENs x {args.inr_steps} steps: vmap "
+          f"{t['vmapped_per_min']:.0f} networks/min, sequential {t['alone_per_min']:.0f} "
           f"networks/min, ratio {t['ratio']:.1f}x")
     with tempfile.TemporaryDirectory() as tmp:
         r = bench_reading(args.models, args.batch, Path(tmp))

@@ -2,9 +2,14 @@
 
 from model_zoo.recipes.base import Recipe, Run, TrainedModels
 from model_zoo.recipes.digits_cnn import DigitsCNN
+from model_zoo.recipes.digits_inr import DigitsINR
 from model_zoo.recipes.digits_mlp import DigitsMLP
 
-RECIPES: dict[str, type[Recipe]] = {"digits_cnn": DigitsCNN, "digits_mlp": DigitsMLP}
+RECIPES: dict[str, type[Recipe]] = {
+    "digits_cnn": DigitsCNN,
+    "digits_inr": DigitsINR,
+    "digits_mlp": DigitsMLP,
+}
 
 
 def recipe_for(config) -> Recipe:

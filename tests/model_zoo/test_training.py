@@ -43,3 +43,24 @@ def test_vmapped_evaluation_matches_each_network():
             logits = m.eval()(x)
         torch.testing.assert_close(loss[b], torch.nn.functional.cross_entropy(logits, y))
         assert acc[b] == (logits.argmax(1) == y).float().mean()
+
+
+def test_inrs_fitted_together_equal_inrs_fitted_alone():
+    from model_zoo.recipes.digits_inr import DigitsINR
+
+    recipe = DigitsINR({"hidden": [32, 32], "w0": 30.0, "copies": 2, "lr": 3e-4, "steps": 40,
+                        "checkpoints": [40]})
+    runs = [recipe.run(i, 0) for i in range(3)]
+    assert runs[0].hparams["image"] == runs[1].hparams["image"]  # two copies of one image
+    trained = recipe.train(runs)[0]
+    for b, run in enumerate(runs):
+        alone = recipe.fit_alone(run)
+        torch.testing.assert_close(trained.params[b], trained.spec.flatten(alone),
+                                   rtol=1e-4, atol=1e-5)
+    assert trained.meta["label"][0] == trained.meta["label"][1]
+    from model_zoo.recipes.digits_inr import digit_images, pixel_grid
+
+    image = digit_images()[0][runs[0].hparams["image"]].unsqueeze(-1)
+    with torch.no_grad():
+        before = ((recipe.build(runs[0])(pixel_grid()) - image) ** 2).mean()
+    assert trained.meta["psnr"][0] > 10 * torch.log10(1 / before).item() + 3

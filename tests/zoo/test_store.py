@@ -140,3 +140,15 @@ def test_a_newer_schema_is_refused(zoo_path):
         f.attrs["schema_version"] = 99
     with pytest.raises(ZooCorruptionError, match="schema version 99"):
         Zoo(zoo_path)
+
+
+def test_unordered_and_repeated_indices_read_the_right_rows(zoo_path):
+    _, params, *_ = write_models(zoo_path, np.arange(2))
+    write_models(zoo_path, np.arange(2, 5))
+    want = [7, 0, 7, 3, 9, 1, 2]
+    assert np.array_equal(Zoo(zoo_path).params(want), params_of(zoo_path)[want])
+
+
+def params_of(path):
+    zoo = Zoo(path)
+    return np.stack([zoo.params([i])[0] for i in range(len(zoo))])

@@ -206,15 +206,21 @@ class Zoo:
             ds = self._file(int(part))["archs"][arch][what]
             if out is None:
                 out = np.empty((indices.size, ds.shape[1]), dtype=ds.dtype)
-            order = np.argsort(rows)
-            for start, stop, positions in _runs(rows[order]):  # contiguous rows: one read each
+            order = np.argsort(rows, kind="stable")
+            rows_sorted, dst_sorted = rows[order], sel[order]
+            # Runs of consecutive rows: one read each (duplicates repeat the previous row).
+            breaks = np.nonzero(np.diff(rows_sorted) != 1)[0] + 1
+            bounds = np.concatenate([[0], breaks, [rows_sorted.size]])
+            for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+                start, stop = int(rows_sorted[a]), int(rows_sorted[b - 1]) + 1
                 try:
                     block = ds[start:stop]
                 except OSError as err:
                     bad = self._locate(int(part), arch, what, start, stop)
                     raise ZooCorruptionError(self.parts[int(part)], f"{what} fail their "
                                              f"checksum ({err})", bad) from None
-                out[sel[order[positions]]] = block[rows[order][positions] - start]
+                out[dst_sorted[a:b]] = block if b - a == stop - start else block[
+                    rows_sorted[a:b] - start]
         return out
 
     def _locate(self, part: int, arch: str, what: str, start: int, stop: int) -> int | None:
@@ -254,13 +260,6 @@ class Zoo:
         from weightspace.zoo.dataset import ZooDataset
 
         return ZooDataset(self, split=split, target=target, arch=arch, **kwargs)
-
-
-def _runs(sorted_rows: np.ndarray):
-    """Split sorted row numbers into runs of consecutive rows: (start, stop, positions)."""
-    breaks = np.nonzero(np.diff(sorted_rows) != 1)[0] + 1
-    for positions in np.split(np.arange(sorted_rows.size), breaks):
-        yield int(sorted_rows[positions[0]]), int(sorted_rows[positions[-1]]) + 1, positions
 
 
 def _column_dtype(columns: dict, name: str):
