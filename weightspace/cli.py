@@ -24,6 +24,11 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("path")
     summary = zoo_sub.add_parser("info", help="architectures, counts and metric ranges")
     summary.add_argument("path")
+    importer = zoo_sub.add_parser("import", help="convert a published zoo: 'small_cnn_zoo "
+                                                 "FOLDER OUT' or 'inr SPLITS_JSON OUT'")
+    importer.add_argument("format", choices=["small_cnn_zoo", "inr"])
+    importer.add_argument("source")
+    importer.add_argument("out")
     merge = zoo_sub.add_parser("merge", help="join zoos (e.g. the shards of several ranks)")
     merge.add_argument("out")
     merge.add_argument("sources", nargs="+")
@@ -66,6 +71,12 @@ def _zoo(args) -> int:
                       f"(mean {col['mean']:.4g})")
             else:
                 print(f"  {name:>16}: {', '.join(col['values'])}")
+        return 0
+    if args.zoo_command == "import":
+        from weightspace.zoo.importers import import_inr_folder, import_small_cnn_zoo
+
+        reader = import_small_cnn_zoo if args.format == "small_cnn_zoo" else import_inr_folder
+        print(f"imported into {reader(args.source, args.out)}")
         return 0
     if args.zoo_command == "merge":
         from weightspace.zoo import merge
