@@ -14,7 +14,7 @@ def build_from_config(cfg: DictConfig) -> Path:
 
     zoo = OmegaConf.to_container(cfg.zoo, resolve=True)
     return build_zoo(zoo, cfg.n_runs, cfg.seed, cfg.out, cfg.chunk_size, cfg.rank, cfg.world,
-                     cfg.progress)
+                     cfg.progress, workers=cfg.workers)
 
 
 def compose(overrides: list[str]) -> DictConfig:

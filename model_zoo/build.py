@@ -4,15 +4,18 @@ Runs ``0 .. n_runs - 1`` are sampled from ``seed`` (the same runs in every proce
 already in the zoo are skipped; the rest are grouped by the recipe's key and trained
 ``chunk_size`` at a time; each trained chunk is stored as one shard. With ``world > 1`` each
 rank builds the runs ``run_id % world == rank`` into a zoo of its own (merge them with
-``weightspace zoo merge``).
+``weightspace zoo merge``). ``workers=N`` runs N such ranks as local processes writing shards
+of one zoo, which the parent merges when all are done.
 """
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import time
 from collections import defaultdict
 from pathlib import Path
 
+import torch
 from tqdm import tqdm
 
 from model_zoo.recipes import recipe_for
@@ -20,10 +23,13 @@ from weightspace.zoo import ZooWriter
 
 
 def build_zoo(zoo_config: dict, n_runs: int, seed: int, out: str | Path, chunk_size: int = 32,
-              rank: int = 0, world: int = 1, progress: bool = True, finalize: bool = True
-              ) -> Path:
-    if n_runs < 1 or chunk_size < 1:
-        raise ValueError(f"n_runs and chunk_size must be positive, got {n_runs}, {chunk_size}")
+              rank: int = 0, world: int = 1, progress: bool = True, finalize: bool = True,
+              workers: int = 1) -> Path:
+    if n_runs < 1 or chunk_size < 1 or workers < 1:
+        raise ValueError(f"n_runs, chunk_size and workers must be positive, got {n_runs}, "
+                         f"{chunk_size}, {workers}")
+    if workers > 1:
+        return _build_in_workers(zoo_config, n_runs, seed, out, chunk_size, workers, progress)
     recipe = recipe_for(zoo_config)
     writer = ZooWriter(out, {**zoo_config, "n_runs": n_runs, "seed": seed})
     done = writer.stored_runs()
@@ -46,3 +52,20 @@ def build_zoo(zoo_config: dict, n_runs: int, seed: int, out: str | Path, chunk_s
     if finalize:
         writer.finalize()
     return Path(out)
+
+
+def _worker(args):
+    zoo_config, n_runs, seed, out, chunk_size, rank, workers, progress = args
+    torch.set_num_threads(max(1, torch.get_num_threads() // workers))
+    build_zoo(zoo_config, n_runs, seed, out, chunk_size, rank=rank, world=workers,
+              progress=progress and rank == 0, finalize=False)
+
+
+def _build_in_workers(zoo_config, n_runs, seed, out, chunk_size, workers, progress) -> Path:
+    """``workers`` local processes, each the rank of its share of the runs, one zoo."""
+    context = mp.get_context("spawn")  # fresh interpreters: no forked torch or h5py state
+    jobs = [(zoo_config, n_runs, seed, str(out), chunk_size, rank, workers, progress)
+            for rank in range(workers)]
+    with context.Pool(workers) as pool:
+        pool.map(_worker, jobs)
+    return ZooWriter(out, {**zoo_config, "n_runs": n_runs, "seed": seed}).finalize()

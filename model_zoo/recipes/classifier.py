@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from model_zoo.datasets import load_digits_splits
+from model_zoo.datasets import load_image_splits
 from model_zoo.recipes.base import Recipe, Run, TrainedModels
 from model_zoo.training import evaluate_vmapped, train_vmapped
 from weightspace.graph.spec import GraphSpec
@@ -27,8 +27,18 @@ class ClassifierRecipe(Recipe):
         return x
 
     def data(self) -> dict[str, tuple[Tensor, Tensor]]:
-        splits = load_digits_splits(self.config.get("data_seed", 0))
-        return {k: (self.inputs(x), y) for k, (x, y) in splits.items()}
+        """The config's ``dataset`` (default the embedded digits), split train/val/test."""
+        if not hasattr(self, "_data"):
+            splits = load_image_splits(self.config.get("dataset", "digits"),
+                                       self.config.get("data_seed", 0))
+            self._data = {k: (self.inputs(x), y) for k, (x, y) in splits.items()}
+        return self._data
+
+    def image_shape(self) -> tuple[int, ...]:
+        return tuple(self.data()["train"][0].shape[1:])
+
+    def classes(self) -> int:
+        return int(self.data()["train"][1].max()) + 1
 
     def initialize(self, model: nn.Module, run: Run) -> nn.Module:
         """Weights ``N(0, init_std^2)`` drawn with the run's seed, biases 0."""

@@ -43,6 +43,7 @@ class DigitsCNN(ClassifierRecipe):
 
     def build(self, run: Run) -> SmallCNN:
         h = run.hparams
-        model = SmallCNN(1, self.config["channels"], 10, ACTIVATIONS[h["activation"]],
-                         dropout=h["dropout"])
+        c, side, _ = self.image_shape()
+        model = SmallCNN(c, self.config["channels"], self.classes(),
+                         ACTIVATIONS[h["activation"]], dropout=h["dropout"], image_size=side)
         return self.initialize(model, run)

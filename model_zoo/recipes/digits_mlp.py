@@ -37,5 +37,6 @@ class DigitsMLP(ClassifierRecipe):
 
     def build(self, run: Run) -> MLP:
         h = run.hparams
-        return self.initialize(MLP(64, [h["width"]] * h["depth"], 10,
+        (features,) = self.image_shape()  # inputs() flattens the images
+        return self.initialize(MLP(features, [h["width"]] * h["depth"], self.classes(),
                                    activation=h["activation"]), run)

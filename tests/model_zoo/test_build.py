@@ -133,3 +133,37 @@ def test_digits_cnn_recipe_builds_the_small_cnn_zoo_network(tmp_path):
     meta = zoo.metadata()
     assert {"lr", "weight_decay", "init_std", "dropout", "activation", "optimizer",
             "train_fraction", "test_acc", "val_acc", "gen_gap"} <= set(meta)
+
+
+def test_two_local_workers_build_one_zoo(tmp_path):
+    path = tmp_path / "z.h5"
+    build(path, 6, "workers=2")
+    zoo = Zoo(path)
+    assert sorted(zoo.metadata()["run_id"]) == list(range(6))
+    assert not shard_dir(path).exists()
+    build(tmp_path / "serial.h5", 6)  # the same runs, the same weights, whoever trained them
+    serial = Zoo(tmp_path / "serial.h5")
+    np.testing.assert_allclose(zoo.params(range(6)), serial.params(range(6)), rtol=1e-6,
+                               atol=1e-7)
+
+
+def test_a_local_npz_dataset_replaces_the_digits(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (60, 12, 12, 3), dtype=np.uint8)  # channels-last colour images
+    y = rng.integers(0, 4, 60)
+    np.savez(tmp_path / "tiny.npz", x=x, y=y)
+    path = tmp_path / "cnn.h5"
+    build_from_config(compose(["zoo=digits_cnn", "n_runs=2", f"out={path}", "zoo.epochs=1",
+                               "zoo.checkpoints=[1]", "progress=false",
+                               f"zoo.dataset=npz:{tmp_path / 'tiny.npz'}"]))
+    zoo = Zoo(path)
+    spec = zoo.spec(zoo.archs[0])
+    assert spec.params.by_name["features.0.weight"].shape == (16, 3, 3, 3)
+    assert spec.params.by_name["head.weight"].shape == (4, 16)
+
+
+def test_an_unknown_dataset_source_is_named():
+    from model_zoo.datasets import load_image_splits
+
+    with pytest.raises(ValueError, match="imagenet"):
+        load_image_splits("imagenet")
