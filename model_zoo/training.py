@@ -33,6 +33,7 @@ class Checkpoint:
     epoch: int
     step: int
     params: dict[str, Tensor]  # name -> [B, ...]
+    buffers: dict[str, Tensor]  # name -> [B, ...] (BatchNorm statistics), maybe empty
 
 
 def epoch_batches(subsets: list[Tensor], batch_size: int, epoch: int, seeds: list[int]
@@ -57,6 +58,13 @@ def epoch_batches(subsets: list[Tensor], batch_size: int, epoch: int, seeds: lis
 def stack(models: list[nn.Module]) -> dict[str, Tensor]:
     return {name: torch.stack([dict(m.named_parameters())[name].detach() for m in models])
             for name, _ in models[0].named_parameters()}
+
+
+def stack_buffers(models: list[nn.Module]) -> dict[str, Tensor]:
+    """The persistent buffers of B networks, stacked; updated in place by vmapped forwards."""
+    keep = set(models[0].state_dict())
+    return {name: torch.stack([dict(m.named_buffers())[name].detach().clone() for m in models])
+            for name, _ in models[0].named_buffers() if name in keep}
 
 
 def unstack(template: nn.Module, params: dict[str, Tensor], b: int) -> nn.Module:
@@ -134,7 +142,7 @@ class FlatParams:
         return torch.cat([tensors[n].reshape(len(tensors[n]), -1) for n in self.names], dim=1)
 
 
-def batched_grad(loss: Callable, fp: FlatParams, flat: Tensor, *data: Tensor
+def batched_grad(loss: Callable, fp: FlatParams, flat: Tensor, *data
                  ) -> tuple[Tensor, Tensor]:
     """Per-network losses ``[B]`` and gradients ``[B, P]`` in one backward pass.
 
@@ -167,24 +175,33 @@ def train_vmapped(
     """Train ``models`` (same architecture as ``template``) together; checkpoints as stacks."""
     fp = FlatParams(models)
     flat = fp.flat
+    buffers = stack_buffers(models)  # BatchNorm statistics: updated in place, per network
     opt = VectorOptimizer(optimizer, flat, lr, weight_decay)
     template = copy.deepcopy(template).train()
 
-    def loss(p, xb, yb):
-        return loss_fn(functional_call(template, p, (xb,)), yb)
+    def loss(p, b, xb, yb):
+        return loss_fn(functional_call(template, (p, b), (xb,)), yb)
 
     checkpoints, step = [], 0
     for epoch in range(1, epochs + 1):
         idx, active = epoch_batches(subsets, batch_size, epoch, seeds)
         for t in range(idx.shape[1]):
             xb, yb = x[idx[:, t]], y[idx[:, t]]
-            _, grads = batched_grad(loss, fp, flat, xb, yb)
-            flat = opt.step(flat, grads, active[:, t])
+            on = active[:, t]
+            # A network past the end of its (shorter) epoch still runs the forward: keep its
+            # BatchNorm statistics as they were, as its parameters are.
+            kept = None if bool(on.all()) else {k: v.clone() for k, v in buffers.items()}
+            _, grads = batched_grad(loss, fp, flat, buffers, xb, yb)
+            flat = opt.step(flat, grads, on)
+            if kept is not None:
+                for k, v in buffers.items():
+                    v.copy_(torch.where(on.view(-1, *([1] * (v.dim() - 1))), v, kept[k]))
             step += 1
             if on_step is not None:
                 on_step()
         if epoch in checkpoint_epochs:
-            checkpoints.append(Checkpoint(epoch, step, fp.views(flat.clone())))
+            checkpoints.append(Checkpoint(epoch, step, fp.views(flat.clone()),
+                                          {k: v.clone() for k, v in buffers.items()}))
     return checkpoints
 
 
@@ -215,12 +232,13 @@ def train_alone(model: nn.Module, x: Tensor, y: Tensor, subset: Tensor, seed: in
 
 @torch.no_grad()
 def evaluate_vmapped(template: nn.Module, params: dict[str, Tensor], x: Tensor, y: Tensor,
-                     loss_fn=F.cross_entropy) -> tuple[Tensor, Tensor]:
-    """Loss and accuracy ``[B]`` of every network on one dataset."""
+                     loss_fn=F.cross_entropy, buffers: dict[str, Tensor] | None = None
+                     ) -> tuple[Tensor, Tensor]:
+    """Loss and accuracy ``[B]`` of every network on one dataset (eval mode)."""
     template = copy.deepcopy(template).eval()
 
-    def run(p):
-        logits = functional_call(template, p, (x,))
+    def run(p, b):
+        logits = functional_call(template, (p, b), (x,))
         return loss_fn(logits, y), (logits.argmax(-1) == y).float().mean()
 
-    return vmap(run)(params)
+    return vmap(run)(params, buffers or {})

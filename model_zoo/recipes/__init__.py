@@ -4,11 +4,13 @@ from model_zoo.recipes.base import Recipe, Run, TrainedModels
 from model_zoo.recipes.digits_cnn import DigitsCNN
 from model_zoo.recipes.digits_inr import DigitsINR
 from model_zoo.recipes.digits_mlp import DigitsMLP
+from model_zoo.recipes.digits_resnet import DigitsResNet
 
 RECIPES: dict[str, type[Recipe]] = {
     "digits_cnn": DigitsCNN,
     "digits_inr": DigitsINR,
     "digits_mlp": DigitsMLP,
+    "digits_resnet": DigitsResNet,
 }
 
 

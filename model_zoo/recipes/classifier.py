@@ -71,12 +71,15 @@ class ClassifierRecipe(Recipe):
             c["batch_size"], list(c["checkpoints"]), on_step=on_step,
         )
         spec = GraphSpec.from_module(models[0])
-        rows, meta = [], {k: [] for k in KEY}
+        rows, buffer_rows, meta = [], [], {k: [] for k in KEY}
         for ck in checkpoints:
-            metrics = {s: evaluate_vmapped(models[0], ck.params, *data[s])
+            metrics = {s: evaluate_vmapped(models[0], ck.params, *data[s], buffers=ck.buffers)
                        for s in ("train", "val", "test")}
             rows.append(torch.cat([ck.params[n].reshape(len(runs), -1)
                                    for n in spec.params.names()], dim=1))
+            buffer_rows.append(torch.cat([ck.buffers[n].reshape(len(runs), -1).double()
+                                          for n in spec.buffers.names()], dim=1)
+                               if len(spec.buffers) else None)
             for b, r in enumerate(runs):
                 for key, value in zip(KEY, (r.run_id, r.seed, ck.epoch, ck.step), strict=True):
                     meta[key].append(value)
@@ -87,4 +90,6 @@ class ClassifierRecipe(Recipe):
                     meta.setdefault(f"{split}_acc", []).append(float(acc[b]))
                 meta.setdefault("gen_gap", []).append(
                     float(metrics["train"][1][b] - metrics["test"][1][b]))
-        return [TrainedModels(spec, torch.cat(rows), {k: np.asarray(v) for k, v in meta.items()})]
+        buffers = torch.cat(buffer_rows) if len(spec.buffers) else None
+        return [TrainedModels(spec, torch.cat(rows), {k: np.asarray(v) for k, v in meta.items()},
+                              buffers)]

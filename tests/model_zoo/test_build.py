@@ -81,10 +81,10 @@ def test_cli_verify_and_info(tmp_path, capsys):
 def test_sigkill_at_random_moments_loses_nothing_finished(tmp_path):
     """Kill a build with SIGKILL several times, resume, and get exactly the requested runs."""
     path = tmp_path / "z.h5"
-    n_runs = 16
+    n_runs = 24
     command = [sys.executable, "scripts/build_zoo.py", f"n_runs={n_runs}", f"out={path}",
                "chunk_size=2", f"hydra.run.dir={tmp_path / 'run'}", *TINY_MLP,
-               "zoo.epochs=3", "zoo.checkpoints=[1,3]"]
+               "zoo.epochs=12", "zoo.checkpoints=[1,12]"]
     rng = np.random.default_rng(0)
     env = {**os.environ, "PYTHONPATH": ROOT}
     stored_after_kill = []
@@ -97,7 +97,7 @@ def test_sigkill_at_random_moments_loses_nothing_finished(tmp_path):
             shard_dir(path).exists() and any(shard_dir(path).glob("*.h5"))
         ):
             time.sleep(0.05)
-        time.sleep(rng.uniform(0.0, 1.5))
+        time.sleep(rng.uniform(0.0, 0.8))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         if shard_dir(path).exists() or path.exists():
@@ -167,3 +167,20 @@ def test_an_unknown_dataset_source_is_named():
 
     with pytest.raises(ValueError, match="imagenet"):
         load_image_splits("imagenet")
+
+
+def test_digits_resnet_stores_batchnorm_statistics(tmp_path):
+    path = tmp_path / "resnet.h5"
+    build_from_config(compose(["zoo=digits_resnet", "n_runs=2", f"out={path}", "zoo.epochs=1",
+                               "zoo.checkpoints=[1]", "progress=false", "zoo.widths=[4,8]"]))
+    zoo = Zoo(path)
+    spec = zoo.spec(zoo.archs[0])
+    assert len(spec.buffers) > 0
+    buffers = zoo.buffers([0, 1])
+    means = buffers[:, spec.buffers.by_name["bn1.running_mean"].offset]
+    assert (means != 0).all()  # trained statistics, not the initial zeros
+    assert verify_ok(path)
+
+
+def verify_ok(path):
+    return verify(path).ok

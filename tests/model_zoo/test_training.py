@@ -64,3 +64,22 @@ def test_inrs_fitted_together_equal_inrs_fitted_alone():
     with torch.no_grad():
         before = ((recipe.build(runs[0])(pixel_grid()) - image) ** 2).mean()
     assert trained.meta["psnr"][0] > 10 * torch.log10(1 / before).item() + 3
+
+
+def test_batchnorm_networks_train_together_like_alone():
+    from model_zoo.nets import ResNet
+
+    x, y = load_digits_splits(0)["train"]
+    torch.manual_seed(0)
+    models = [ResNet((1, 1), (8, 16), 1, 10, 8) for _ in range(2)]
+    subsets = [torch.arange(len(y)), torch.arange(len(y))[:300]]
+    lr, wd = torch.tensor([1e-2, 3e-3]), torch.tensor([1e-4, 0.0])
+    ck = train_vmapped(models[0], models, x, y, subsets, [1, 2], lr, wd, "sgd", epochs=1,
+                       batch_size=32, checkpoint_epochs=[1])[-1]
+    for b in range(2):
+        alone = train_alone(models[b], x, y, subsets[b], b + 1, float(lr[b]), float(wd[b]),
+                            "sgd", epochs=1, batch_size=32)
+        for name, p in alone.named_parameters():
+            torch.testing.assert_close(ck.params[name][b], p, rtol=1e-4, atol=1e-5)
+        for name, buf in alone.named_buffers():
+            torch.testing.assert_close(ck.buffers[name][b], buf, rtol=1e-4, atol=1e-5)

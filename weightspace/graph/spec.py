@@ -152,7 +152,9 @@ class GraphSpec:
         spec = cls(
             blueprint,
             FlatLayout.from_tensors(list(model.named_parameters()), "parameter"),
-            FlatLayout.from_tensors(list(model.named_buffers()), "buffer"),
+            # Persistent buffers only: what a state_dict holds (not caches a module rebuilds).
+            FlatLayout.from_tensors([(n, b) for n, b in model.named_buffers()
+                                     if n in model.state_dict()], "buffer"),
             [(list(x.shape), str(x.dtype).removeprefix("torch.")) for x in inputs],
             kernel_edges,
             canvas,
