@@ -184,3 +184,18 @@ def test_digits_resnet_stores_batchnorm_statistics(tmp_path):
 
 def verify_ok(path):
     return verify(path).ok
+
+
+def test_torchrun_ranks_share_one_zoo_and_a_plain_build_finishes_it(tmp_path, monkeypatch):
+    path = tmp_path / "z.h5"
+    for rank in (0, 1):
+        monkeypatch.setenv("RANK", str(rank))
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        build(path, 5)
+    assert shard_dir(path).exists() and not path.exists()  # ranks leave shards for the others
+    assert sorted(Zoo(path).metadata()["run_id"]) == list(range(5))
+    monkeypatch.delenv("RANK")
+    monkeypatch.delenv("WORLD_SIZE")
+    build(path, 5)  # nothing left to train: merges
+    assert path.exists() and not shard_dir(path).exists()
+    assert sorted(Zoo(path).metadata()["run_id"]) == list(range(5))
