@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from model_zoo.datasets import load_image_splits
-from model_zoo.recipes.base import Recipe, Run, TrainedModels
+from model_zoo.recipes.base import Recipe, Run, TrainedModels, log_uniform
 from model_zoo.training import evaluate_vmapped, train_vmapped
 from weightspace.graph.spec import GraphSpec
 
@@ -22,6 +22,27 @@ KEY = ("run_id", "seed", "epoch", "step")
 
 
 class ClassifierRecipe(Recipe):
+    # config list key -> hyperparameter drawn from it (uniformly); ranges are log-uniform
+    CHOICES = {"activations": "activation", "optimizers": "optimizer",
+               "train_fractions": "train_fraction"}
+    LOG_RANGES = ("lr", "weight_decay", "init_std")
+
+    def sample(self, rng) -> dict:
+        """The architecture's hyperparameters, then each training hyperparameter the config
+        gives a list (uniform choice) or a range (log-uniform) for."""
+        h = self.sample_architecture(rng)
+        for key, name in self.CHOICES.items():
+            if key in self.config:
+                value = rng.choice(self.config[key])
+                h[name] = float(value) if name == "train_fraction" else str(value)
+        for name in self.LOG_RANGES:
+            if name in self.config:
+                h[name] = log_uniform(rng, *self.config[name])
+        return h
+
+    def sample_architecture(self, rng) -> dict:
+        return {}
+
     def inputs(self, x: Tensor) -> Tensor:
         """The images as the network takes them (an MLP flattens them)."""
         return x

@@ -16,7 +16,7 @@ from __future__ import annotations
 from torch import nn
 
 from model_zoo.nets import SmallCNN
-from model_zoo.recipes.base import Run, log_uniform
+from model_zoo.recipes.base import Run
 from model_zoo.recipes.classifier import ClassifierRecipe
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
@@ -25,17 +25,8 @@ ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
 class DigitsCNN(ClassifierRecipe):
     name = "digits_cnn"
 
-    def sample(self, rng):
-        c = self.config
-        return {
-            "activation": str(rng.choice(c["activations"])),
-            "optimizer": str(rng.choice(c["optimizers"])),
-            "dropout": float(rng.choice(c["dropouts"])),
-            "lr": log_uniform(rng, *c["lr"]),
-            "weight_decay": log_uniform(rng, *c["weight_decay"]),
-            "init_std": log_uniform(rng, *c["init_std"]),
-            "train_fraction": float(rng.choice(c["train_fractions"])),
-        }
+    def sample_architecture(self, rng):
+        return {"dropout": float(rng.choice(self.config["dropouts"]))}
 
     def group_key(self, run: Run):
         h = run.hparams

@@ -8,25 +8,16 @@ weight decay and init std log-uniform in their ranges; a train fraction (see
 from __future__ import annotations
 
 from model_zoo.nets import MLP
-from model_zoo.recipes.base import Run, log_uniform
+from model_zoo.recipes.base import Run
 from model_zoo.recipes.classifier import ClassifierRecipe
 
 
 class DigitsMLP(ClassifierRecipe):
     name = "digits_mlp"
 
-    def sample(self, rng):
-        c = self.config
-        return {
-            "depth": int(rng.choice(c["depths"])),
-            "width": int(rng.choice(c["widths"])),
-            "activation": str(rng.choice(c["activations"])),
-            "optimizer": str(rng.choice(c["optimizers"])),
-            "lr": log_uniform(rng, *c["lr"]),
-            "weight_decay": log_uniform(rng, *c["weight_decay"]),
-            "init_std": log_uniform(rng, *c["init_std"]),
-            "train_fraction": float(rng.choice(c["train_fractions"])),
-        }
+    def sample_architecture(self, rng):
+        return {"depth": int(rng.choice(self.config["depths"])),
+                "width": int(rng.choice(self.config["widths"]))}
 
     def group_key(self, run: Run):
         h = run.hparams

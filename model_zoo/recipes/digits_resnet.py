@@ -2,7 +2,8 @@
 
 Basic blocks (two 3x3 conv + BatchNorm, a 1x1 conv + BatchNorm shortcut where the shape
 changes), global average pooling, a dense layer. Per run: optimiser, learning rate and weight
-decay log-uniform, train fraction; PyTorch's default initialisation drawn with the run's seed.
+decay log-uniform, train fraction (see ``ClassifierRecipe.sample``); PyTorch's default
+initialisation drawn with the run's seed.
 BatchNorm statistics are trained per network and stored in the zoo's buffer matrix. These are
 the networks the pruning metanetwork learns on.
 """
@@ -12,21 +13,12 @@ from __future__ import annotations
 import torch
 
 from model_zoo.nets import ResNet
-from model_zoo.recipes.base import Run, log_uniform
+from model_zoo.recipes.base import Run
 from model_zoo.recipes.classifier import ClassifierRecipe
 
 
 class DigitsResNet(ClassifierRecipe):
     name = "digits_resnet"
-
-    def sample(self, rng):
-        c = self.config
-        return {
-            "optimizer": str(rng.choice(c["optimizers"])),
-            "lr": log_uniform(rng, *c["lr"]),
-            "weight_decay": log_uniform(rng, *c["weight_decay"]),
-            "train_fraction": float(rng.choice(c["train_fractions"])),
-        }
 
     def group_key(self, run: Run):
         return run.hparams["optimizer"]

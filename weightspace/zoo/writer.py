@@ -10,6 +10,7 @@ every run already stored.
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Mapping, Sequence
@@ -68,8 +69,6 @@ class ZooWriter:
             raise ValueError(f"non-finite weights in runs {runs}: not stored")
         name = f"shard-{int(np.min(meta['run_id'])):08d}-{uuid.uuid4().hex[:12]}.h5"
         target = shard_dir(self.path) / name
-        import json
-
         with atomic_h5(target) as f:
             write_root_attrs(f, self.recipe)
             create_arch(f, json.dumps(spec.to_dict()), params,
