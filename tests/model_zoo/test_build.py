@@ -199,3 +199,19 @@ def test_torchrun_ranks_share_one_zoo_and_a_plain_build_finishes_it(tmp_path, mo
     build(path, 5)  # nothing left to train: merges
     assert path.exists() and not shard_dir(path).exists()
     assert sorted(Zoo(path).metadata()["run_id"]) == list(range(5))
+
+
+@pytest.mark.slow
+def test_hydra_multirun_ranks_with_the_joblib_launcher(tmp_path):
+    path = tmp_path / "z.h5"
+    script = [sys.executable, "scripts/build_zoo.py"]
+    common = ["n_runs=6", f"out={path}", "chunk_size=2", *TINY_MLP]
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    subprocess.run([*script, "-m", *common, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                    "rank=0,1", "world=2", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+                   cwd=ROOT, env=env, check=True, capture_output=True)
+    assert sorted(Zoo(path).metadata()["run_id"]) == list(range(6))  # both ranks' shards
+    subprocess.run([*script, *common, f"hydra.run.dir={tmp_path / 'run'}"], cwd=ROOT, env=env,
+                   check=True, capture_output=True)
+    assert path.exists() and not shard_dir(path).exists()
+    assert sorted(Zoo(path).metadata()["run_id"]) == list(range(6))

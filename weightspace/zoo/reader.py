@@ -166,15 +166,22 @@ class Zoo:
         return self._specs[arch]
 
     def metadata(self) -> dict[str, np.ndarray]:
-        """Column name -> array over all models (canonical order), with an ``arch`` column."""
+        """Column name -> array over all models (canonical order), with an ``arch`` column.
+
+        A column some parts lack is filled with NaN (floats), -1 (integers) or "" (text).
+        """
         names = sorted({n for cols in self._columns.values() for n in cols})
         out = {"arch": self._arch_of.copy()}
+        blocks = {key: np.nonzero((self._part_of == key[0]) & (self._arch_of == key[1]))[0]
+                  for key in self._columns}
         for name in names:
-            values = []
-            for part, arch, row in zip(self._part_of, self._arch_of, self._row_of, strict=True):
-                col = self._columns[(int(part), arch)].get(name)
-                values.append(_missing_like(self._columns, name) if col is None else col[row])
-            out[name] = np.array(values, dtype=_column_dtype(self._columns, name))
+            values = np.full(len(self), _missing_like(self._columns, name),
+                             dtype=_column_dtype(self._columns, name))
+            for key, positions in blocks.items():
+                col = self._columns[key].get(name)
+                if col is not None and positions.size:
+                    values[positions] = col[self._row_of[positions]]
+            out[name] = values
         return out
 
     def arch_of(self, index: int) -> str:
