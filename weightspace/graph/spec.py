@@ -43,8 +43,9 @@ from weightspace.graph.reader import GraphReader
 
 SPEC_FORMAT_VERSION = 1
 # Kernels up to this size fill the edge features in channel mode; larger ones are read entry
-# by entry, so that one 16x16 patch embedding does not make every edge 256 features wide.
-MAX_CANVAS = (5, 5)
+# by entry, so that one larger kernel (a 7x7 stem, a ViT patch embedding) does not widen
+# every edge of the graph: 3x3 is by far the most common kernel.
+MAX_CANVAS = (3, 3)
 _SPECS_BY_FINGERPRINT: dict[str, GraphSpec] = {}
 _SPECS_BY_ID: dict[str, GraphSpec] = {}
 
@@ -519,21 +520,23 @@ class GraphSpec:
         s[P + Q :] = torch.tensor([0.0, 1.0], dtype=self.dtype)
         return s, u
 
-    def edge_features(self, s: Tensor) -> Tensor:
-        """``s[edge_src]`` for source vectors ``s [..., P+Q+2]``.
+    def edge_features(self, s: Tensor, edge_src: Tensor | None = None) -> Tensor:
+        """``s[edge_src]`` for source vectors ``s [..., P+Q+2]`` (``edge_src``: this spec's
+        map, e.g. a copy already on ``s``'s device).
 
         Edges whose features are a contiguous slice of ``s`` (a conv whose kernel fills the
         canvas: ``W`` in ``(out, in, kh, kw)`` order *is* the edge order) are copied as slices;
         only the rest go through the index gather. The result is identical to
         ``s[..., edge_src]``.
         """
-        lead, F = s.shape[:-1], self.edge_src.shape[1]
+        edge_src = self.edge_src if edge_src is None else edge_src
+        lead, F = s.shape[:-1], edge_src.shape[1]
         parts = []
         for e0, e1, base in self.edge_runs:
             if base >= 0:
                 parts.append(s[..., base : base + (e1 - e0) * F].reshape(*lead, e1 - e0, F))
             else:
-                parts.append(s[..., self.edge_src[e0:e1]])
+                parts.append(s[..., edge_src[e0:e1]])
         if not parts:
             return s.new_zeros(*lead, 0, F)
         return torch.cat(parts, dim=-2)
