@@ -6,6 +6,7 @@ from weightspace.graph.symmetry import (
     PermutationGroup,
     SymmetryTransform,
     random_symmetry,
+    sample_symmetries,
     sample_symmetry,
 )
 from weightspace.graph.vocab import Activation, EdgeType, NodeType
@@ -20,6 +21,7 @@ __all__ = [
     "default_example_inputs",
     "from_graph",
     "random_symmetry",
+    "sample_symmetries",
     "sample_symmetry",
     "to_graph",
 ]

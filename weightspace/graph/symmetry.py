@@ -93,11 +93,13 @@ def permutation_groups(spec) -> list[PermutationGroup]:
 
 @dataclass
 class SymmetryTransform:
-    """One element of the symmetry group, as gathers on weight vectors and graphs.
+    """Elements of the symmetry group, as gathers on weight vectors and graphs.
 
     ``node_perm[n]`` is the old node whose place node ``n`` takes; ``node_scale[n]`` the factor
     ``d_n`` of the new node ``n``. Weights transform as ``v' = v[param_index] * param_scale``
     and buffers as ``u' = u[buffer_index]`` (running statistics move with their channels).
+    From :func:`sample_symmetries` every field has a leading batch axis: transform ``b``
+    applies to row ``b`` of a ``[B, P]`` weight matrix.
     """
 
     node_perm: Tensor
@@ -106,11 +108,25 @@ class SymmetryTransform:
     param_scale: Tensor
     buffer_index: Tensor
 
+    @property
+    def batched(self) -> bool:
+        return self.param_index.dim() == 2
+
     def __call__(self, vec: Tensor) -> Tensor:
-        return vec[..., self.param_index] * self.param_scale.to(vec.dtype)
+        scale = self.param_scale.to(device=vec.device, dtype=vec.dtype)
+        if self.batched:
+            return vec.gather(-1, self.param_index.to(vec.device)) * scale
+        return vec[..., self.param_index.to(vec.device)] * scale
 
     def buffers(self, buffers: Tensor) -> Tensor:
-        return buffers[..., self.buffer_index]
+        if self.batched:
+            return buffers.gather(-1, self.buffer_index.to(buffers.device))
+        return buffers[..., self.buffer_index.to(buffers.device)]
+
+    def __getitem__(self, b: int) -> SymmetryTransform:
+        """Transform ``b`` of a batch, unbatched."""
+        return SymmetryTransform(self.node_perm[b], self.node_scale[b], self.param_index[b],
+                                 self.param_scale[b], self.buffer_index[b])
 
 
 def _edge_keys(spec, src: Tensor, dst: Tensor) -> Tensor:
@@ -129,8 +145,9 @@ def _sorted_edge_keys(spec) -> tuple[Tensor, Tensor]:
     return spec._edge_key_sort
 
 
-def sample_symmetry(
+def sample_symmetries(
     spec,
+    batch_size: int,
     generator: torch.Generator | None = None,
     *,
     permute: bool = True,
@@ -138,81 +155,89 @@ def sample_symmetry(
     scale: bool = True,
     scale_range: tuple[float, float] = (0.5, 2.0),
 ) -> SymmetryTransform:
-    """Draw a random function-preserving transform of the spec's weight space.
+    """Draw ``batch_size`` independent function-preserving transforms at once (batched).
 
     ``permute``: hidden-neuron permutations (respecting ties, heads and groups); ``sign``:
     sign flips of neurons behind odd activations; ``scale``: per-neuron positive scales drawn
     log-uniformly from ``scale_range`` for neurons behind positively homogeneous activations.
+    Python loops run over the spec's node sets only, never over the batch.
     """
-    g = generator
-    N = spec.num_nodes
-    node_perm = torch.arange(N)
+    g, B, N = generator, batch_size, spec.num_nodes
+    node_perm = torch.arange(N).repeat(B, 1)
     if permute:
         shared: dict[str, Tensor] = {}
         for group in spec.permutation_groups:
             if group.fixed:
                 continue
-            perm = _group_permutation(group, shared, g)
+            perm = _group_permutations(group, B, shared, g)
             for s in group.sets:
                 o = spec.set_offset[s]
-                node_perm[o : o + group.size] = o + perm
+                node_perm[:, o : o + group.size] = o + perm
 
-    node_scale = torch.ones(N, dtype=torch.float64)
+    node_scale = torch.ones(B, N, dtype=torch.float64)
+    lo, hi = math.log(scale_range[0]), math.log(scale_range[1])
     for i, s in enumerate(spec.blueprint.sets):
         o = spec.set_offset[i]
-        d = torch.ones(s.size, dtype=torch.float64)
         if sign and s.sign_ok:
-            d *= torch.randint(0, 2, (s.size,), generator=g) * 2.0 - 1.0
+            node_scale[:, o : o + s.size] *= torch.randint(0, 2, (B, s.size), generator=g) * 2.0 - 1
         if scale and s.scale_ok:
-            lo, hi = math.log(scale_range[0]), math.log(scale_range[1])
-            d *= torch.exp(lo + (hi - lo) * torch.rand(s.size, generator=g, dtype=torch.float64))
-        node_scale[o : o + s.size] = d
+            u = torch.rand(B, s.size, generator=g, dtype=torch.float64)
+            node_scale[:, o : o + s.size] *= torch.exp(lo + (hi - lo) * u)
 
     # Where each old node goes, and so where each old edge goes.
-    new_of_old = torch.empty_like(node_perm)
-    new_of_old[node_perm] = torch.arange(N)
+    new_of_old = torch.empty_like(node_perm).scatter_(1, node_perm, torch.arange(N).expand(B, N))
+    src, dst = spec.edge_index
     sorted_keys, order = _sorted_edge_keys(spec)
-    moved = _edge_keys(spec, new_of_old[spec.edge_index[0]], new_of_old[spec.edge_index[1]])
-    where = torch.searchsorted(sorted_keys, moved)
-    new_edge = order[where.clamp(max=max(len(order) - 1, 0))]
-    if spec.num_edges and not torch.equal(sorted_keys[where.clamp(max=len(order) - 1)], moved):
+    moved = _edge_keys(spec, new_of_old[:, src], new_of_old[:, dst])  # [B, E]
+    where = torch.searchsorted(sorted_keys, moved).clamp(max=max(len(order) - 1, 0))
+    if spec.num_edges and not torch.equal(sorted_keys[where], moved):
         raise RuntimeError("the sampled permutation is not an automorphism of the graph")
+    new_edge = order[where]  # [B, E]: old edge e now sits on edge new_edge[b, e]
 
     P, Q = spec.num_params, len(spec.buffers)
-    param_index = torch.arange(P)
-    param_scale = torch.ones(P, dtype=torch.float64)
-    buffer_index = torch.arange(Q)
+    param_index = torch.arange(P).repeat(B, 1)
+    param_scale = torch.ones(B, P, dtype=torch.float64)
+    buffer_index = torch.arange(Q).repeat(B, 1)
 
-    # Edges: the features of old edge e now sit on edge new_edge[e].
-    old_src, new_src = spec.edge_src, spec.edge_src[new_edge]
+    # Edges: edge (u, v) is scaled by d_v / d_u of its new endpoints.
+    old_src = spec.edge_src
     mask = old_src < P
-    param_index[new_src[mask]] = old_src[mask]
-    ratio = node_scale[spec.edge_index[1]] / node_scale[spec.edge_index[0]]  # per new edge
-    param_scale[new_src[mask]] = ratio[new_edge].unsqueeze(1).expand_as(new_src)[mask]
+    targets = spec.edge_src[new_edge][:, mask]  # [B, M] new homes of the old entries
+    param_index.scatter_(1, targets, old_src[mask].expand(B, -1))
+    ratio = node_scale[:, dst] / node_scale[:, src]  # [B, E] per new edge
+    per_entry = ratio.gather(1, new_edge).unsqueeze(-1).expand(B, *old_src.shape)[:, mask]
+    param_scale.scatter_(1, targets, per_entry)
 
-    # Nodes: the features of old node node_perm[n] now sit on node n.
-    old_src, new_src = spec.node_src[node_perm], spec.node_src
+    # Nodes: the features of old node node_perm[n] now sit on node n; biases scale by d_n.
+    old_src, new_src = spec.node_src[node_perm], spec.node_src  # [B, N, 3], [N, 3]
     mask = new_src < P
-    param_index[new_src[mask]] = old_src[mask]
+    param_index.scatter_(1, new_src[mask].expand(B, -1), old_src[:, mask])
     bias = new_src[:, NODE_BIAS]
-    param_scale[bias[bias < P]] = node_scale[bias < P]
+    param_scale.scatter_(1, bias[bias < P].expand(B, -1), node_scale[:, bias < P])
     mask = (new_src >= P) & (new_src < P + Q)
-    buffer_index[new_src[mask] - P] = old_src[mask] - P
+    buffer_index.scatter_(1, (new_src[mask] - P).expand(B, -1), old_src[:, mask] - P)
     return SymmetryTransform(node_perm, node_scale, param_index, param_scale, buffer_index)
 
 
-def _group_permutation(group: PermutationGroup, shared: dict, g) -> Tensor:
+def sample_symmetry(spec, generator: torch.Generator | None = None, **kinds
+                    ) -> SymmetryTransform:
+    """One random function-preserving transform (see :func:`sample_symmetries`)."""
+    return sample_symmetries(spec, 1, generator, **kinds)[0]
+
+
+def _group_permutations(group: PermutationGroup, B: int, shared: dict, g) -> Tensor:
+    """``[B, size]`` permutations: blocks move (shared by name), channels move within."""
     b, bs = group.blocks, group.block_size
     if group.block_group == "fixed" or b == 1:
-        block_perm = torch.arange(b)
+        block_perm = torch.arange(b).repeat(B, 1)
     elif group.block_group is None:
-        block_perm = torch.randperm(b, generator=g)
+        block_perm = torch.argsort(torch.rand(B, b, generator=g), dim=1)
     else:
         if group.block_group not in shared:
-            shared[group.block_group] = torch.randperm(b, generator=g)
+            shared[group.block_group] = torch.argsort(torch.rand(B, b, generator=g), dim=1)
         block_perm = shared[group.block_group]
-    within = torch.argsort(torch.rand(b, bs, generator=g), dim=1)
-    return (block_perm.view(-1, 1) * bs + within).reshape(-1)
+    within = torch.argsort(torch.rand(B, b, bs, generator=g), dim=2)
+    return (block_perm.unsqueeze(-1) * bs + within).reshape(B, -1)
 
 
 def random_symmetry(
