@@ -1,0 +1,71 @@
+"""GraphMetaNetwork is invariant (graph head) and equivariant (weight heads) under symmetries."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import weightspace as ws
+from tests.conftest import build
+from weightspace.data import GraphBatcher
+from weightspace.graph import sample_symmetries
+from weightspace.nn import GraphMetaNetwork, scatter_to_weights
+
+
+def batch_of(name, n=3):
+    models = [build(name, s) for s in range(n)]
+    spec = ws.GraphSpec.from_module(models[0])
+    vecs = torch.stack([spec.flatten(m) for m in models])
+    bufs = torch.stack([spec.flatten_buffers(m) for m in models]) if len(spec.buffers) else None
+    return spec, vecs, bufs
+
+
+@pytest.mark.parametrize("name", ["mlp", "small_cnn", "resnet_blocks", "tiny_vit"])
+def test_invariant_and_equivariant_under_random_permutations(name):
+    torch.manual_seed(0)
+    spec, vecs, bufs = batch_of(name)
+    gmn = GraphMetaNetwork(spec.num_edge_features, hidden=32, layers=3, graph_out=2,
+                           equivariant=True).eval()
+    batcher = GraphBatcher(spec)
+    t = sample_symmetries(spec, vecs.shape[0], torch.Generator().manual_seed(1), sign=False,
+                          scale=False)
+    moved_vecs = t(vecs)
+    moved_bufs = None if bufs is None else t.buffers(bufs)
+    with torch.no_grad():
+        out = gmn(batcher(vecs, bufs))
+        moved = gmn(batcher(moved_vecs, moved_bufs))
+    torch.testing.assert_close(moved.graph, out.graph, rtol=1e-4, atol=1e-5)
+    delta = gmn.weight_delta(spec, out)
+    moved_delta = gmn.weight_delta(spec, moved)
+    torch.testing.assert_close(moved_delta, t(delta), rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(moved_vecs, vecs)
+
+
+def test_different_networks_give_different_outputs():
+    spec, vecs, bufs = batch_of("small_cnn")
+    gmn = GraphMetaNetwork(spec.num_edge_features, hidden=16, layers=2).eval()
+    with torch.no_grad():
+        out = gmn(GraphBatcher(spec)(vecs)).graph
+    assert out.shape == (3, 1)
+    assert out.std() > 0
+
+
+def test_gradients_reach_every_parameter():
+    spec, vecs, _ = batch_of("mlp")
+    gmn = GraphMetaNetwork(spec.num_edge_features, hidden=16, layers=2, equivariant=True)
+    out = gmn(GraphBatcher(spec)(vecs))
+    (out.graph.sum() + gmn.weight_delta(spec, out).sum()).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in gmn.parameters())
+
+
+def test_scatter_is_the_inverse_of_the_gather():
+    spec, vecs, bufs = batch_of("resnet_blocks")
+    batch = GraphBatcher(spec)(vecs, bufs)
+    assert torch.equal(scatter_to_weights(spec, batch.x, batch.edge_attr), vecs)
+
+
+def test_mismatched_canvas_is_refused():
+    spec, vecs, _ = batch_of("small_cnn")
+    gmn = GraphMetaNetwork(edge_features=1, hidden=8, layers=1)
+    with pytest.raises(ValueError, match="canvas"):
+        gmn(GraphBatcher(spec)(vecs))

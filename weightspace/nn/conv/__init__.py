@@ -1,0 +1,3 @@
+from weightspace.nn.conv.edge_mpnn_conv import EdgeMPNNConv
+
+__all__ = ["EdgeMPNNConv"]

@@ -1,0 +1,82 @@
+"""Encoders of parameter-graph features into hidden vectors.
+
+A scalar weight ``w`` becomes Fourier features ``[w, sin(2 pi f_k w), cos(2 pi f_k w)]_k``
+(fixed frequencies ``f_k`` spaced log-uniformly), which lets a network resolve small weight
+differences. Integer attributes (node/edge type, layer, activation, input/output id, kernel
+position) become learned embeddings; every id is shifted by one so that ``-1`` ("none") has an
+embedding of its own, and ids past the table are clamped to its last row.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+
+class FourierFeatures(nn.Module):
+    r"""``w -> [w, \sin(2\pi f_k w), \cos(2\pi f_k w)]`` for ``k = 1..n`` per input scalar."""
+
+    def __init__(self, n: int = 8, max_freq: float = 64.0):
+        super().__init__()
+        self.register_buffer("freq", torch.logspace(0, math.log10(max_freq), n) * 2 * math.pi)
+        self.n = n
+
+    @property
+    def out_multiplier(self) -> int:
+        return 1 + 2 * self.n
+
+    def forward(self, w: Tensor) -> Tensor:
+        phase = w.unsqueeze(-1) * self.freq
+        return torch.cat([w.unsqueeze(-1), phase.sin(), phase.cos()], -1).flatten(-2)
+
+    def extra_repr(self) -> str:
+        return f"n={self.n}"
+
+
+class IdEmbedding(nn.Embedding):
+    """An embedding of ids ``-1 .. num - 2``; larger ids share the last row."""
+
+    def forward(self, ids: Tensor) -> Tensor:
+        return super().forward((ids + 1).clamp(0, self.num_embeddings - 1))
+
+
+class NodeEncoder(nn.Module):
+    """``x [N, 3]`` (bias, running mean, running var) and node ids -> ``[N, hidden]``."""
+
+    def __init__(self, hidden: int, fourier: int = 8, max_layers: int = 64, max_io: int = 1024,
+                 num_types: int = 16, num_activations: int = 16):
+        super().__init__()
+        self.fourier = FourierFeatures(fourier)
+        self.value = nn.Linear(3 * self.fourier.out_multiplier, hidden)
+        self.node_type = IdEmbedding(num_types + 1, hidden)
+        self.layer = IdEmbedding(max_layers + 1, hidden)
+        self.activation = IdEmbedding(num_activations + 1, hidden)
+        self.input_id = IdEmbedding(max_io + 1, hidden)
+        self.output_id = IdEmbedding(max_io + 1, hidden)
+
+    def forward(self, data) -> Tensor:
+        return (self.value(self.fourier(data.x)) + self.node_type(data.node_type)
+                + self.layer(data.layer) + self.activation(data.activation)
+                + self.input_id(data.input_id) + self.output_id(data.output_id))
+
+
+class EdgeEncoder(nn.Module):
+    """``edge_attr [E, F]`` (a kernel on the canvas) and edge ids -> ``[E, hidden]``."""
+
+    def __init__(self, edge_features: int, hidden: int, fourier: int = 8, num_types: int = 32,
+                 max_positions: int = 1024):
+        super().__init__()
+        self.fourier = FourierFeatures(fourier)
+        self.value = nn.Linear(edge_features * self.fourier.out_multiplier, hidden)
+        self.edge_type = IdEmbedding(num_types + 1, hidden)
+        self.position = IdEmbedding(max_positions + 1, hidden)
+        self.edge_features = edge_features
+
+    def forward(self, data) -> Tensor:
+        if data.edge_attr.shape[-1] != self.edge_features:
+            raise ValueError(f"graphs have {data.edge_attr.shape[-1]} edge features, the encoder "
+                             f"{self.edge_features}: build all graphs with one canvas")
+        return (self.value(self.fourier(data.edge_attr)) + self.edge_type(data.edge_type)
+                + self.position(data.edge_pos))

@@ -1,0 +1,75 @@
+"""``GraphMetaNetwork``: a permutation-equivariant metanetwork on parameter graphs (PyG).
+
+Node and edge features are encoded (:mod:`weightspace.nn.encoders`), updated by ``layers``
+pre-norm residual :class:`~weightspace.nn.conv.EdgeMPNNConv` blocks, and read out by
+
+- an invariant head: one vector of ``graph_out`` values per network (e.g. predicted accuracy);
+- equivariant heads: per node ``3`` and per edge ``F`` values, which
+  :meth:`GraphMetaNetwork.weight_delta` scatters back into ``delta [B, P]``.
+
+Relabelling the hidden neurons of an input network (``random_symmetry``) leaves the invariant
+output unchanged and moves the equivariant outputs with the neurons.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import Tensor, nn
+from torch_geometric.data import Batch
+
+from weightspace.graph.blocks import NODE_FEATURES
+from weightspace.graph.spec import GraphSpec
+from weightspace.nn.conv.edge_mpnn_conv import EdgeMPNNConv
+from weightspace.nn.encoders import EdgeEncoder, NodeEncoder
+from weightspace.nn.heads import EquivariantHead, InvariantReadout, scatter_to_weights
+
+
+@dataclass
+class MetaNetworkOutput:
+    graph: Tensor | None  # [B, graph_out]
+    node: Tensor | None  # [B * N, 3]
+    edge: Tensor | None  # [B * E, F]
+
+
+class GraphMetaNetwork(nn.Module):
+    def __init__(self, edge_features: int, hidden: int = 64, layers: int = 4,
+                 graph_out: int = 1, equivariant: bool = False, fourier: int = 8):
+        super().__init__()
+        self.edge_features, self.hidden = edge_features, hidden
+        self.node_encoder = NodeEncoder(hidden, fourier)
+        self.edge_encoder = EdgeEncoder(edge_features, hidden, fourier)
+        self.convs = nn.ModuleList(EdgeMPNNConv(hidden) for _ in range(layers))
+        self.norm_h, self.norm_e = nn.LayerNorm(hidden), nn.LayerNorm(hidden)
+        self.readout = InvariantReadout(hidden, graph_out) if graph_out else None
+        self.node_head = EquivariantHead(hidden, NODE_FEATURES) if equivariant else None
+        self.edge_head = EquivariantHead(hidden, edge_features) if equivariant else None
+
+    def reset_parameters(self):
+        for m in self.modules():
+            if m is not self and hasattr(m, "reset_parameters"):
+                m.reset_parameters()
+
+    def forward(self, batch: Batch) -> MetaNetworkOutput:
+        h, e = self.node_encoder(batch), self.edge_encoder(batch)
+        for conv in self.convs:
+            h, e = conv(h, batch.edge_index, e)
+        h, e = self.norm_h(h), self.norm_e(e)
+        num_graphs = batch.num_graphs
+        return MetaNetworkOutput(
+            graph=self.readout(h, batch.batch, num_graphs) if self.readout else None,
+            node=self.node_head(h) if self.node_head else None,
+            edge=self.edge_head(e) if self.edge_head else None,
+        )
+
+    def weight_delta(self, spec: GraphSpec, out: MetaNetworkOutput) -> Tensor:
+        """The equivariant outputs as ``delta [B, P]`` in ``spec``'s flat layout."""
+        if out.node is None:
+            raise ValueError("this GraphMetaNetwork has no equivariant heads (equivariant=True)")
+        return scatter_to_weights(spec, out.node, out.edge)
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(hidden={self.hidden}, layers={len(self.convs)}, "
+                f"edge_features={self.edge_features}, "
+                f"graph_out={self.readout is not None and self.readout.mlp[-1].out_features}, "
+                f"equivariant={self.node_head is not None})")

@@ -1,0 +1,57 @@
+"""Heads on a metanetwork's node and edge states, and the scatter back into weight space.
+
+The invariant readout pools node states per graph (mean and max); the equivariant heads map
+every node to ``3`` and every edge to ``F`` values -- the shape of the graph's own features --
+and :func:`scatter_to_weights` sends those values back through the spec's inverse map, giving
+``delta [B, P]`` in the flat layout: an edited, pruned or generated weight vector.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.nn import global_max_pool, global_mean_pool
+
+from weightspace.graph.blocks import NODE_FEATURES
+from weightspace.graph.spec import GraphSpec
+from weightspace.nn.conv.edge_mpnn_conv import mlp
+
+
+class InvariantReadout(nn.Module):
+    """``[mean_i h_i, max_i h_i]`` per graph, then an MLP to ``out`` values."""
+
+    def __init__(self, hidden: int, out: int):
+        super().__init__()
+        self.mlp = mlp(2 * hidden, out, hidden)
+
+    def forward(self, h: Tensor, batch: Tensor, num_graphs: int) -> Tensor:
+        pooled = torch.cat([global_mean_pool(h, batch, num_graphs),
+                            global_max_pool(h, batch, num_graphs)], -1)
+        return self.mlp(pooled)
+
+
+class EquivariantHead(nn.Module):
+    """Per node (or edge): ``hidden -> out`` values, the same map everywhere."""
+
+    def __init__(self, hidden: int, out: int):
+        super().__init__()
+        self.mlp = mlp(hidden, out)
+
+    def forward(self, h: Tensor) -> Tensor:
+        return self.mlp(h)
+
+
+def scatter_to_weights(spec: GraphSpec, node_values: Tensor, edge_values: Tensor) -> Tensor:
+    """``delta [B, P]``: per-node ``[B * N, 3]`` and per-edge ``[B * E, F]`` values of a
+    one-architecture batch, read back at every parameter's slot (the inverse of the gather
+    that built the graphs). Slots that hold no parameter (padding, constants) are dropped."""
+    N, E, F = spec.num_nodes, spec.num_edges, spec.num_edge_features
+    if node_values.shape[-1] != NODE_FEATURES or edge_values.shape[-1] != F:
+        raise ValueError(f"node values must have {NODE_FEATURES} and edge values {F} features")
+    B = node_values.shape[0] // N
+    if node_values.shape[0] != B * N or edge_values.shape[0] != B * E:
+        raise ValueError(f"values do not cover whole graphs of spec {spec.id} ({N} nodes, "
+                         f"{E} edges each)")
+    flat = torch.cat([edge_values.reshape(B, E * F), node_values.reshape(B, N * NODE_FEATURES)],
+                     -1)
+    return flat[:, spec.param_from.to(flat.device)]
