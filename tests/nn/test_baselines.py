@@ -1,0 +1,47 @@
+"""Baselines: StatNN's features and invariance; the flat MLP."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+import weightspace as ws
+from tests.conftest import build
+from weightspace.graph import sample_symmetries
+from weightspace.nn.baselines import FlatMLP, StatNN, weight_statistics
+from weightspace.tasks import regression_metrics
+
+
+def test_statistics_are_the_tensors_statistics():
+    model = build("small_cnn")
+    spec = ws.GraphSpec.from_module(model)
+    f = weight_statistics(spec, spec.flatten(model).unsqueeze(0))[0]
+    w = model.features[0].weight.detach().reshape(-1)
+    assert torch.allclose(f[:7], torch.stack([w.mean(), w.var(unbiased=False), w.min(),
+                                              w.quantile(0.25), w.quantile(0.5), w.quantile(0.75),
+                                              w.max()]))
+    assert f.numel() == 7 * len(spec.params.slots)
+
+
+def test_statnn_is_invariant_to_permutations():
+    models = [build("resnet_blocks", s) for s in range(4)]
+    spec = ws.GraphSpec.from_module(models[0])
+    vecs = torch.stack([spec.flatten(m) for m in models])
+    net = StatNN(spec, hidden=16)
+    net.fit_normalization(vecs)
+    t = sample_symmetries(spec, 4, torch.Generator().manual_seed(0), sign=False, scale=False)
+    torch.testing.assert_close(net(t(vecs)), net(vecs), rtol=1e-5, atol=1e-6)
+
+
+def test_flat_mlp_shapes():
+    net = FlatMLP(10, hidden=8)
+    x = torch.randn(5, 10)
+    net.fit_normalization(x)
+    assert net(x).shape == (5, 1)
+
+
+def test_regression_metrics():
+    m = regression_metrics([1, 2, 3, 4], [1, 2, 3, 4])
+    assert m["kendall_tau"] == 1.0 and m["r2"] == 1.0 and m["mse"] == 0.0
+    m = regression_metrics([4, 3, 2, 1], [1, 2, 3, 4])
+    assert m["kendall_tau"] == -1.0 and np.isclose(m["mse"], 5.0)

@@ -1,0 +1,26 @@
+"""``FlatMLP``: an MLP on the raw flat weight vector (no symmetry built in) -- a baseline."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+class FlatMLP(nn.Module):
+    def __init__(self, num_params: int, hidden: int = 256, layers: int = 3, out: int = 1):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(num_params))
+        self.register_buffer("std", torch.ones(num_params))
+        dims = [num_params] + [hidden] * (layers - 1)
+        blocks = []
+        for a, b in zip(dims[:-1], dims[1:], strict=True):
+            blocks += [nn.Linear(a, b), nn.ReLU()]
+        self.mlp = nn.Sequential(*blocks, nn.Linear(dims[-1], out))
+
+    @torch.no_grad()
+    def fit_normalization(self, vecs: Tensor):
+        self.mean.copy_(vecs.mean(0))
+        self.std.copy_(vecs.std(0).clamp_min(1e-8))
+
+    def forward(self, vecs: Tensor) -> Tensor:
+        return self.mlp((vecs - self.mean) / self.std)
