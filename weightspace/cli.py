@@ -14,6 +14,10 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--epochs", type=int, default=15)
     demo.add_argument("--seed", type=int, default=0)
 
+    train = sub.add_parser("train", help="train a metanetwork (Hydra overrides, e.g. "
+                                         "data.zoo=zoos/x.h5 model=gmn)")
+    train.add_argument("overrides", nargs="*")
+
     zoo = sub.add_parser("zoo", help="build, check and combine model zoos")
     zoo_sub = zoo.add_subparsers(dest="zoo_command", required=True)
     build = zoo_sub.add_parser("build", help="build a zoo from a recipe (Hydra overrides, e.g. "
@@ -38,7 +42,25 @@ def main(argv: list[str] | None = None) -> int:
         from weightspace.demo import run_demo
 
         return run_demo(epochs=args.epochs, seed=args.seed)
+    if args.command == "train":
+        return _train(args.overrides)
     return _zoo(args)
+
+
+def _train(overrides: list[str]) -> int:
+    import time
+
+    from hydra import compose, initialize_config_dir
+
+    from model_zoo.app import CONFIG_DIR
+    from weightspace.train import run
+
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=overrides)
+    out = cfg.out_dir or f"outputs/train/{cfg.model.name}/{time.strftime('%Y-%m-%d_%H-%M-%S')}"
+    results = run(cfg, out)
+    print(f"{cfg.model.name}: test {results['test']}  ({out})")
+    return 0
 
 
 def _zoo(args) -> int:

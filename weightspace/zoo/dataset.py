@@ -3,9 +3,10 @@
 Splits are by *run*: every checkpoint of a run lands in the same split, so no split sees
 another's training trajectory. The run ids are shuffled with ``seed`` and cut at the
 cumulative ``fractions`` (train, val, test). Normalisation statistics come from the train
-split only. Items are ``(params [P], target)``; a DataLoader batch of indices is read with one
-block read per run of consecutive rows (``__getitems__``). Each DataLoader worker opens the
-files itself, lazily.
+split only. Items are ``(params [P], target)`` -- ``(params, buffers [Q], target)`` with
+``buffers=True`` -- and ``params`` alone without a target; a DataLoader batch of indices is
+read with one block read per run of consecutive rows (``__getitems__``). Each DataLoader
+worker opens the files itself, lazily.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def split_by_run(run_ids: np.ndarray, fractions=(0.8, 0.1, 0.1), seed: int = 0
 class ZooDataset(Dataset):
     def __init__(self, zoo: Zoo | str, split: str = "train", target: str | None = None,
                  arch: str | None = None, fractions=(0.8, 0.1, 0.1), seed: int = 0,
-                 normalize: bool = False):
+                 normalize: bool = False, buffers: bool = False):
         self.zoo = zoo if isinstance(zoo, Zoo) else Zoo(zoo)
         if split not in (*SPLITS, "all"):
             raise ValueError(f"split must be one of {SPLITS} or 'all', got {split!r}")
@@ -63,6 +64,7 @@ class ZooDataset(Dataset):
         self.targets = (torch.as_tensor(meta[target][self.indices].astype(np.float64),
                                         dtype=torch.float32) if target else None)
         self.normalize = normalize
+        self.with_buffers = buffers
         self._stats = None
 
     def __len__(self) -> int:
@@ -90,12 +92,14 @@ class ZooDataset(Dataset):
         return x
 
     def __getitem__(self, i: int):
-        x = self._rows([i])[0]
-        return (x, self.targets[i]) if self.target else x
+        return self.__getitems__([i])[0]
 
     def __getitems__(self, positions: list[int]):
-        x = self._rows(positions)
+        columns = [self._rows(positions)]
+        if self.with_buffers:
+            columns.append(torch.from_numpy(self.zoo.buffers(self.indices[np.asarray(positions)])))
         if self.target:
-            t = self.targets[positions]
-            return [(x[k], t[k]) for k in range(len(positions))]
-        return list(x)
+            columns.append(self.targets[positions])
+        if len(columns) == 1:
+            return list(columns[0])
+        return [tuple(c[k] for c in columns) for k in range(len(positions))]
