@@ -1,8 +1,9 @@
 """Encoders of parameter-graph features into hidden vectors.
 
-A scalar weight ``w`` becomes Fourier features ``[w, sin(2 pi f_k w), cos(2 pi f_k w)]_k``
-(fixed frequencies ``f_k`` spaced log-uniformly), which lets a network resolve small weight
-differences. Integer attributes (node/edge type, layer, activation, input/output id, kernel
+A scalar weight ``w`` can become Fourier features ``[w, sin(2 pi f_k w), cos(2 pi f_k w)]_k``
+(fixed frequencies ``f_k`` spaced log-uniformly), meant to resolve small weight differences;
+with ``k = 0`` it stays ``w``. On the digits_cnn zoo the raw values predicted better (see
+benchmarks/RESULTS.md), so the metanetworks default to none. Integer attributes (node/edge type, layer, activation, input/output id, kernel
 position) become learned embeddings; every id is shifted by one so that ``-1`` ("none") has an
 embedding of its own, and ids past the table are clamped to its last row.
 """
@@ -45,7 +46,7 @@ class IdEmbedding(nn.Embedding):
 class NodeEncoder(nn.Module):
     """``x [N, 3]`` (bias, running mean, running var) and node ids -> ``[N, hidden]``."""
 
-    def __init__(self, hidden: int, fourier: int = 8, max_layers: int = 64, max_io: int = 1024,
+    def __init__(self, hidden: int, fourier: int = 0, max_layers: int = 64, max_io: int = 1024,
                  num_types: int = 16, num_activations: int = 16):
         super().__init__()
         self.fourier = FourierFeatures(fourier)
@@ -65,7 +66,7 @@ class NodeEncoder(nn.Module):
 class EdgeEncoder(nn.Module):
     """``edge_attr [E, F]`` (a kernel on the canvas) and edge ids -> ``[E, hidden]``."""
 
-    def __init__(self, edge_features: int, hidden: int, fourier: int = 8, num_types: int = 32,
+    def __init__(self, edge_features: int, hidden: int, fourier: int = 0, num_types: int = 32,
                  max_positions: int = 1024):
         super().__init__()
         self.fourier = FourierFeatures(fourier)

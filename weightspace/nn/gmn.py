@@ -34,7 +34,7 @@ class MetaNetworkOutput:
 
 class GraphMetaNetwork(nn.Module):
     def __init__(self, edge_features: int, hidden: int = 64, layers: int = 4,
-                 graph_out: int = 1, equivariant: bool = False, fourier: int = 8):
+                 graph_out: int = 1, equivariant: bool = False, fourier: int = 0):
         super().__init__()
         self.edge_features, self.hidden = edge_features, hidden
         self.node_encoder = NodeEncoder(hidden, fourier)
