@@ -69,3 +69,16 @@ def test_mismatched_canvas_is_refused():
     gmn = GraphMetaNetwork(edge_features=1, hidden=8, layers=1)
     with pytest.raises(ValueError, match="canvas"):
         gmn(GraphBatcher(spec)(vecs))
+
+
+def test_fourier_features_keep_the_symmetry():
+    spec, vecs, _ = batch_of("mlp")
+    gmn = GraphMetaNetwork(spec.num_edge_features, hidden=16, layers=2, fourier=4).eval()
+    t = sample_symmetries(spec, 3, torch.Generator().manual_seed(0), sign=False, scale=False)
+    batcher = GraphBatcher(spec)
+    with torch.no_grad():
+        torch.testing.assert_close(gmn(batcher(t(vecs))).graph, gmn(batcher(vecs)).graph,
+                                   rtol=1e-4, atol=1e-5)
+    w = torch.tensor([0.0, 0.25])
+    f = gmn.node_encoder.fourier(w)
+    assert f.shape == (2 * 9,) and f[0] == 0.0 and f[9] == 0.25
