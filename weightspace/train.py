@@ -163,8 +163,8 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
     _write_history(out / "metrics.csv", history)
 
     if (out / "best.pt").exists():
-        model.load_state_dict(torch.load(out / "best.pt", map_location=device,
-                                         weights_only=True)["model"])
+        best_state = torch.load(out / "best.pt", map_location=device, weights_only=True)
+        model.load_state_dict(best_state["model"])
     results = {}
     for split in ("val", "test"):
         pred, true = _predict(model, loaders[split], device, amp)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 
@@ -31,7 +32,7 @@ class TrainedModels:
     buffers: torch.Tensor | None = None
 
 
-class Recipe:
+class Recipe(ABC):
     """Subclasses sample runs, build their networks and train groups of them at once."""
 
     name: str = "recipe"
@@ -45,17 +46,20 @@ class Recipe:
         return Run(run_id, int(rng.integers(2**31 - 1)), self.sample(rng))
 
     def sample(self, rng: np.random.Generator) -> dict:
-        raise NotImplementedError
+        """The run's hyperparameters (none by default)."""
+        return {}
 
+    @abstractmethod
     def group_key(self, run: Run) -> Hashable:
         """Runs with equal keys share an architecture and optimiser: they train together."""
-        raise NotImplementedError
 
+    @abstractmethod
     def build(self, run: Run) -> nn.Module:
-        raise NotImplementedError
+        """The run's network, initialised with the run's seed."""
 
+    @abstractmethod
     def train(self, runs: list[Run], on_step=None) -> list[TrainedModels]:
-        raise NotImplementedError
+        """Train ``runs`` (one group) together; their checkpoints, ready to store."""
 
 
 def log_uniform(rng: np.random.Generator, low: float, high: float) -> float:

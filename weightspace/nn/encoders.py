@@ -3,9 +3,10 @@
 A scalar weight ``w`` can become Fourier features ``[w, sin(2 pi f_k w), cos(2 pi f_k w)]_k``
 (fixed frequencies ``f_k`` spaced log-uniformly), meant to resolve small weight differences;
 with ``k = 0`` it stays ``w``. On the digits_cnn zoo the raw values predicted better (see
-benchmarks/RESULTS.md), so the metanetworks default to none. Integer attributes (node/edge type, layer, activation, input/output id, kernel
-position) become learned embeddings; every id is shifted by one so that ``-1`` ("none") has an
-embedding of its own, and ids past the table are clamped to its last row.
+benchmarks/RESULTS.md), so the metanetworks default to none. Integer attributes (node/edge
+type, layer, activation, input/output id, kernel position) become learned embeddings; every id
+is shifted by one so that ``-1`` ("none") has an embedding of its own, and ids past the table
+are clamped to its last row.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""``FlatMLP``: an MLP on the raw flat weight vector (no symmetry built in) -- a baseline."""
+"""``FlatMLP``: an MLP on standardised input features -- on the raw flat weight vector, a
+baseline with no symmetry built in; on weight statistics, :class:`StatNN`."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ class FlatMLP(nn.Module):
 
     @torch.no_grad()
     def fit_normalization(self, vecs: Tensor):
+        """Standardise each input with its mean and std over (training) rows ``vecs``."""
         self.mean.copy_(vecs.mean(0))
         self.std.copy_(vecs.std(0).clamp_min(1e-8))
 

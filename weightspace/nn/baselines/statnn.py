@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from weightspace.graph.spec import GraphSpec
+from weightspace.nn.baselines.flat_mlp import FlatMLP
 
 QUANTILES = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -28,24 +29,16 @@ def weight_statistics(spec: GraphSpec, vecs: Tensor) -> Tensor:
 
 
 class StatNN(nn.Module):
+    """:class:`FlatMLP` on the weight statistics instead of the weights."""
+
     def __init__(self, spec: GraphSpec, hidden: int = 256, layers: int = 3, out: int = 1):
         super().__init__()
         self.spec = spec
-        d = 7 * len(spec.params.slots)
-        self.register_buffer("mean", torch.zeros(d))
-        self.register_buffer("std", torch.ones(d))
-        dims = [d] + [hidden] * (layers - 1)
-        blocks = []
-        for a, b in zip(dims[:-1], dims[1:], strict=True):
-            blocks += [nn.Linear(a, b), nn.ReLU()]
-        self.mlp = nn.Sequential(*blocks, nn.Linear(dims[-1], out))
+        self.head = FlatMLP(7 * len(spec.params.slots), hidden, layers, out)
 
-    @torch.no_grad()
     def fit_normalization(self, vecs: Tensor):
         """Standardise features with the statistics of (training) weights ``vecs``."""
-        f = weight_statistics(self.spec, vecs)
-        self.mean.copy_(f.mean(0))
-        self.std.copy_(f.std(0).clamp_min(1e-8))
+        self.head.fit_normalization(weight_statistics(self.spec, vecs))
 
     def forward(self, vecs: Tensor) -> Tensor:
-        return self.mlp((weight_statistics(self.spec, vecs) - self.mean) / self.std)
+        return self.head(weight_statistics(self.spec, vecs))
