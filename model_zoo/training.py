@@ -32,7 +32,8 @@ SGD_MOMENTUM, ADAM_BETAS, RMSPROP_ALPHA, EPS = 0.9, (0.9, 0.999), 0.99, 1e-8
 class Checkpoint:
     epoch: int
     step: int
-    params: dict[str, Tensor]  # name -> [B, ...]
+    flat: Tensor  # [B, P]: each network's parameters in named_parameters() order
+    params: dict[str, Tensor]  # name -> [B, ...], views into `flat`
     buffers: dict[str, Tensor]  # name -> [B, ...] (BatchNorm statistics), maybe empty
 
 
@@ -53,11 +54,6 @@ def epoch_batches(subsets: list[Tensor], batch_size: int, epoch: int, seeds: lis
         idx[b, : steps[b]] = order.view(steps[b], batch_size)
         active[b, : steps[b]] = True
     return idx, active
-
-
-def stack(models: list[nn.Module]) -> dict[str, Tensor]:
-    return {name: torch.stack([dict(m.named_parameters())[name].detach() for m in models])
-            for name, _ in models[0].named_parameters()}
 
 
 def stack_buffers(models: list[nn.Module]) -> dict[str, Tensor]:
@@ -138,9 +134,6 @@ class FlatParams:
             offset += n
         return out
 
-    def flatten(self, tensors: dict[str, Tensor]) -> Tensor:
-        return torch.cat([tensors[n].reshape(len(tensors[n]), -1) for n in self.names], dim=1)
-
 
 def batched_grad(loss: Callable, fp: FlatParams, flat: Tensor, *data
                  ) -> tuple[Tensor, Tensor]:
@@ -200,7 +193,8 @@ def train_vmapped(
             if on_step is not None:
                 on_step()
         if epoch in checkpoint_epochs:
-            checkpoints.append(Checkpoint(epoch, step, fp.views(flat.clone()),
+            kept_flat = flat.clone()
+            checkpoints.append(Checkpoint(epoch, step, kept_flat, fp.views(kept_flat),
                                           {k: v.clone() for k, v in buffers.items()}))
     return checkpoints
 

@@ -11,11 +11,12 @@ from weightspace.graph import EdgeType, GraphSpec, NodeType, from_graph, sample_
 
 
 def _train_digits_cnn(epochs: int, seed: int) -> tuple[nn.Module, float]:
-    from model_zoo.datasets import load_digits_tensors
+    from model_zoo.datasets import load_digits_splits
     from model_zoo.nets import SmallCNN
 
     torch.manual_seed(seed)
-    x_train, y_train, x_test, y_test = load_digits_tensors(seed)
+    splits = load_digits_splits(seed, (0.75, 0.0, 0.25))
+    (x_train, y_train), (x_test, y_test) = splits["train"], splits["test"]
     model = SmallCNN(in_channels=1, channels=16, classes=10)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     for _ in range(epochs):

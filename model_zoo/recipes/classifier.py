@@ -92,12 +92,12 @@ class ClassifierRecipe(Recipe):
             c["batch_size"], list(c["checkpoints"]), on_step=on_step,
         )
         spec = GraphSpec.from_module(models[0])
+        assert list(checkpoints[0].params) == spec.params.names()  # `ck.flat` is in its layout
         rows, buffer_rows, meta = [], [], {k: [] for k in KEY}
         for ck in checkpoints:
             metrics = {s: evaluate_vmapped(models[0], ck.params, *data[s], buffers=ck.buffers)
                        for s in ("train", "val", "test")}
-            rows.append(torch.cat([ck.params[n].reshape(len(runs), -1)
-                                   for n in spec.params.names()], dim=1))
+            rows.append(ck.flat)  # named_parameters() order: the spec's layout
             buffer_rows.append(torch.cat([ck.buffers[n].reshape(len(runs), -1).double()
                                           for n in spec.buffers.names()], dim=1)
                                if len(spec.buffers) else None)

@@ -195,7 +195,7 @@ def test_float64_networks_round_trip(kernel_edges):
 def test_slice_copies_equal_the_plain_gather(arch, kernel_edges):
     model = build(arch)
     spec = ws.GraphSpec.from_module(model, kernel_edges=kernel_edges)
-    s, _ = spec.source_of(model)
+    s = spec.source(spec.flatten(model), spec.flatten_buffers(model))
     assert torch.equal(spec.edge_features(s), s[spec.edge_src])
     batch = torch.stack([s, s * 2])
     assert torch.equal(spec.edge_features(batch), batch[:, spec.edge_src])

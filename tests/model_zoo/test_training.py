@@ -7,7 +7,13 @@ import torch
 
 from model_zoo.datasets import load_digits_splits
 from model_zoo.nets import MLP, SmallCNN
-from model_zoo.training import evaluate_vmapped, stack, train_alone, train_vmapped, unstack
+from model_zoo.training import (
+    FlatParams,
+    evaluate_vmapped,
+    train_alone,
+    train_vmapped,
+    unstack,
+)
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd", "rmsprop"])
@@ -37,7 +43,8 @@ def test_vmap_training_equals_training_alone(optimizer, net):
 def test_vmapped_evaluation_matches_each_network():
     x, y = load_digits_splits(0)["test"]
     models = [SmallCNN() for _ in range(3)]
-    loss, acc = evaluate_vmapped(models[0], stack(models), x, y)
+    fp = FlatParams(models)
+    loss, acc = evaluate_vmapped(models[0], fp.views(fp.flat), x, y)
     for b, m in enumerate(models):
         with torch.no_grad():
             logits = m.eval()(x)

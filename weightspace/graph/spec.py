@@ -200,11 +200,6 @@ class GraphSpec:
         )
         return _SPECS_BY_ID.setdefault(spec.id, spec)
 
-    def example_inputs(self) -> tuple[Tensor, ...]:
-        """Zero inputs of the shapes the spec was traced with."""
-        return tuple(torch.zeros(shape, dtype=getattr(torch, dtype))
-                     for shape, dtype in self.input_shapes)
-
     def _largest_kernel(self) -> tuple[int, int]:
         """The canvas: the largest kernel (in channel mode, the largest up to MAX_CANVAS)."""
         kh = kw = 1
@@ -258,9 +253,7 @@ class GraphSpec:
         self.node_src = node_src
         self._plan_module_reads(arrays, tensor_offset)
 
-        set_ids = torch.arange(len(sizes))
         size_t = torch.tensor(sizes, dtype=torch.long)
-        self.node_set = set_ids.repeat_interleave(size_t)
 
         def per_set(values):
             return torch.tensor(values, dtype=torch.long).repeat_interleave(size_t)
@@ -507,19 +500,6 @@ class GraphSpec:
         consts = torch.tensor([0.0, 1.0], dtype=vec.dtype, device=vec.device).expand(*lead, 2)
         return torch.cat([vec, buffers.to(vec.dtype), consts], dim=-1)
 
-    def source_of(self, model_or_state: nn.Module | Mapping[str, Tensor]
-                  ) -> tuple[Tensor, Tensor]:
-        """``(s, u)``: ``s = [v; u; 0; 1]`` written in place (one copy of the weights) and the
-        float64 buffer vector ``u``."""
-        state = split_state(model_or_state)
-        P, Q = len(self.params), len(self.buffers)
-        s = torch.empty(P + Q + 2, dtype=self.dtype)
-        self.params.flatten_into(state, s[:P])
-        u = self.flatten_buffers(state)
-        s[P : P + Q] = u.to(self.dtype)
-        s[P + Q :] = torch.tensor([0.0, 1.0], dtype=self.dtype)
-        return s, u
-
     def edge_features(self, s: Tensor, edge_src: Tensor | None = None) -> Tensor:
         """``s[edge_src]`` for source vectors ``s [..., P+Q+2]`` (``edge_src``: this spec's
         map, e.g. a copy already on ``s``'s device).
@@ -545,16 +525,11 @@ class GraphSpec:
         """The parameter graph of the network with weights ``vec`` (and ``buffers``)."""
         if vec.dim() != 1:
             raise SpecMismatchError(f"expected one weight vector [P], got {list(vec.shape)}")
-        return self.graph_from_source(self.source(vec, buffers), buffers)
-
-    def graph_from_source(self, s: Tensor, buffers: Tensor | None = None) -> Data:
-        """The parameter graph for a source vector ``s = [v; u; 0; 1]``; the entries of the
-        buffer vector ``u`` that no node carries are kept as they are in ``extra_buffers``."""
-        if buffers is None:
-            P, Q = len(self.params), len(self.buffers)
-            buffers = s[P : P + Q].to(torch.float64)
-        return self._data(s[self.node_src], self.edge_features(s),
-                          buffers[self.extra_buffer_index])
+        s = self.source(vec, buffers)
+        # Buffer entries no node carries travel as they are (float64: counters stay exact).
+        extra = (buffers.to(torch.float64)[self.extra_buffer_index] if buffers is not None
+                 else torch.zeros(0, dtype=torch.float64))
+        return self._data(s[self.node_src], self.edge_features(s), extra)
 
     def _data(self, x: Tensor, edge_attr: Tensor, extra: Tensor) -> Data:
         # Topology tensors are shared by every graph of the spec (never copied): treat them
