@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 import weightspace as ws
 from tests.conftest import build
 from weightspace.graph import sample_symmetries
-from weightspace.nn.baselines import FlatMLP, StatNN, weight_statistics
+from weightspace.nn.baselines import FlatMLP, NPNetwork, StatNN, weight_chain, weight_statistics
 from weightspace.tasks import regression_metrics
 
 
@@ -45,3 +46,34 @@ def test_regression_metrics():
     assert m["kendall_tau"] == 1.0 and m["r2"] == 1.0 and m["mse"] == 0.0
     m = regression_metrics([4, 3, 2, 1], [1, 2, 3, 4])
     assert m["kendall_tau"] == -1.0 and np.isclose(m["mse"], 5.0)
+
+
+@pytest.mark.parametrize("name", ["mlp", "mlp_tanh", "siren", "small_cnn"])
+def test_np_network_invariant_and_equivariant_under_permutations(name):
+    models = [build(name, s) for s in range(3)]
+    spec = ws.GraphSpec.from_module(models[0])
+    vecs = torch.stack([spec.flatten(m) for m in models])
+    t = sample_symmetries(spec, 3, torch.Generator().manual_seed(0), sign=False, scale=False)
+    assert not torch.allclose(t(vecs), vecs)
+    torch.manual_seed(0)
+    inv = NPNetwork(spec, hidden=8, layers=2, out=2)
+    inv.fit_normalization(vecs)
+    torch.testing.assert_close(inv(t(vecs)), inv(vecs), rtol=1e-4, atol=1e-5)
+    eq = NPNetwork(spec, hidden=8, layers=2, equivariant=True)
+    delta = eq(vecs)
+    assert delta.shape == vecs.shape and delta.abs().sum() > 0
+    torch.testing.assert_close(eq(t(vecs)), t(delta), rtol=1e-4, atol=1e-5)
+
+
+def test_np_network_layers_are_the_chain():
+    spec = ws.GraphSpec.from_module(build("small_cnn"))
+    chain = weight_chain(spec)
+    assert [(c.n_out, c.n_in, c.entries) for c in chain] == [(16, 1, 9), (16, 16, 9),
+                                                              (16, 16, 9), (10, 16, 1)]
+
+
+@pytest.mark.parametrize("name", ["resnet_blocks", "tiny_vit", "mlp_layernorm", "conv1d"])
+def test_np_network_refuses_what_is_not_a_chain(name):
+    spec = ws.GraphSpec.from_module(build(name))
+    with pytest.raises(ValueError, match="NPNetwork handles"):
+        NPNetwork(spec)

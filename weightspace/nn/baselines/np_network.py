@@ -1,0 +1,171 @@
+"""``NPNetwork``: the NFN "NP" neural functional (Zhou et al. 2023) for MLP and CNN weight
+spaces.
+
+The weight space of a chain of ``L`` Linear/Conv layers is ``W_l in R^{n_l x n_{l-1} x c}``
+(``c`` = kernel entries times channels) and ``b_l in R^{n_l x c}``. Under the NP assumption every
+layer's neurons -- input and output ones included -- may be permuted independently, and the
+linear maps that commute with all those permutations are sums of the terms that share an index
+with the output entry. For weight entry ``(j, k)`` of layer ``l`` (``j`` a neuron of layer ``l``,
+``k`` one of layer ``l - 1``; ``*`` is a mean over that index):
+
+    W'_l[j,k] = A W_l[j,k] + R [W_l[j,*], W_{l+1}[*,j], b_l[j]]
+                + C [W_l[*,k], W_{l-1}[k,*], b_{l-1}[k]] + G [W_m[*,*], b_m[*]]_{m=1..L}
+    b'_l[j]   = D [b_l[j], W_l[j,*], W_{l+1}[*,j]] + G' [W_m[*,*], b_m[*]]_{m=1..L}
+
+with separate channel maps ``A, R, C, D, G, G'`` per layer (terms of a layer that does not exist
+are zeros). ``NPNetwork`` lifts every layer's entries to ``hidden`` channels, applies ``layers``
+such NP layers with ReLUs, and then either pools (the mean of each layer's weights and biases
+per channel -> MLP: an invariant prediction) or projects back to each layer's entries (an
+equivariant ``delta [B, P]`` in the spec's layout). Networks with norm layers, residual adds or
+attention are outside this weight space; :func:`weight_chain` refuses them by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from weightspace.graph.spec import GraphSpec
+from weightspace.nn.conv.edge_mpnn_conv import mlp
+
+
+@dataclass(frozen=True)
+class ChainLayer:
+    weight: object  # the weight's TensorSlot: shape (n_out, n_in, *kernel)
+    bias: object | None  # the bias's TensorSlot, or None
+
+    @property
+    def n_out(self) -> int:
+        return self.weight.shape[0]
+
+    @property
+    def n_in(self) -> int:
+        return self.weight.shape[1]
+
+    @property
+    def entries(self) -> int:  # values per (out, in) pair: the kernel size, 1 for Linear
+        return self.weight.numel // (self.n_out * self.n_in)
+
+
+def weight_chain(spec: GraphSpec) -> list[ChainLayer]:
+    """The layers of an MLP/CNN spec in order; anything else is refused with its name."""
+    by_module: dict[str, dict] = {}
+    for slot in spec.params.slots:
+        module, _, kind = slot.name.rpartition(".")
+        by_module.setdefault(module, {})[kind] = slot
+    chain = []
+    for module, slots in by_module.items():
+        w = slots.get("weight")
+        if w is None or set(slots) - {"weight", "bias"} or len(w.shape) < 2:
+            raise ValueError(f"NPNetwork handles chains of Linear/Conv layers (the NFN NP weight "
+                             f"space); module {module!r} has parameters {sorted(slots)} of shapes "
+                             f"{[list(s.shape) for s in slots.values()]}")
+        layer = ChainLayer(w, slots.get("bias"))
+        if chain and layer.n_in != chain[-1].n_out:
+            raise ValueError(f"NPNetwork handles chains of layers: {module!r} takes "
+                             f"{layer.n_in} inputs, but the layer before gives {chain[-1].n_out} "
+                             f"(grouped convolutions and branches are outside the NP space)")
+        chain.append(layer)
+    return chain
+
+
+def _mean(x: Tensor, dim: int) -> Tensor:
+    return x.mean(dim, keepdim=True)
+
+
+class NPLayer(nn.Module):
+    """One NP-equivariant linear map on ``[(W_l [B, n_l, n_{l-1}, C], b_l [B, n_l, C])]``."""
+
+    def __init__(self, num_layers: int, c_in: int, c_out: int):
+        super().__init__()
+        L = num_layers
+
+        def per_layer(fan_in):
+            return nn.ModuleList(nn.Linear(fan_in, c_out) for _ in range(L))
+
+        self.self_w = per_layer(c_in)  # A
+        self.rows, self.cols = per_layer(3 * c_in), per_layer(3 * c_in)  # R, C
+        self.bias_terms = per_layer(3 * c_in)  # D
+        self.global_w, self.global_b = per_layer(2 * L * c_in), per_layer(2 * L * c_in)  # G, G'
+
+
+    def forward(self, ws: list[Tensor], bs: list[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
+        L = len(ws)
+        pooled = torch.cat([t.mean((1, 2)) for t in ws] + [t.mean(1) for t in bs], -1)
+        pooled = pooled[:, None, None]  # [B, 1, 1, 2 L C]
+        out_w, out_b = [], []
+        for l, (w, b) in enumerate(zip(ws, bs, strict=True)):
+            zeros_j = torch.zeros_like(b)  # [B, n_l, C]: a term of a layer that is not there
+            nxt = ws[l + 1].mean(1) if l + 1 < L else zeros_j  # W_{l+1}[*, j]
+            prev_rows = ws[l - 1].mean(2) if l > 0 else torch.zeros_like(w[:, 0])  # W_{l-1}[k,*]
+            prev_b = bs[l - 1] if l > 0 else torch.zeros_like(w[:, 0])
+            row_terms = torch.cat([w.mean(2), nxt, b], -1)  # indexed by j
+            col_terms = torch.cat([w.mean(1), prev_rows, prev_b], -1)  # indexed by k
+            out_w.append(self.self_w[l](w) + self.rows[l](row_terms)[:, :, None]
+                         + self.cols[l](col_terms)[:, None] + self.global_w[l](pooled))
+            out_b.append(self.bias_terms[l](row_terms) + self.global_b[l](pooled[:, 0]))
+        return out_w, out_b
+
+
+class NPNetwork(nn.Module):
+    def __init__(self, spec: GraphSpec, hidden: int = 32, layers: int = 3, out: int = 1,
+                 equivariant: bool = False):
+        super().__init__()
+        self.spec = spec
+        self.chain = weight_chain(spec)
+        L = len(self.chain)
+        self.lift_w = nn.ModuleList(nn.Linear(c.entries, hidden) for c in self.chain)
+        self.lift_b = nn.ModuleList(nn.Linear(1, hidden) for _ in self.chain)
+        self.np_layers = nn.ModuleList(NPLayer(L, hidden, hidden) for _ in range(layers))
+        self.equivariant = equivariant
+        if equivariant:
+            self.out_w = nn.ModuleList(nn.Linear(hidden, c.entries) for c in self.chain)
+            self.out_b = nn.ModuleList(nn.Linear(hidden, 1) for _ in self.chain)
+        else:
+            self.readout = mlp(2 * L * hidden, out, 2 * hidden)
+        # per-tensor scalars (not per entry), so that standardising keeps the symmetry
+        self.register_buffer("mean", torch.zeros(len(spec.params.slots)))
+        self.register_buffer("std", torch.ones(len(spec.params.slots)))
+
+    @torch.no_grad()
+    def fit_normalization(self, vecs: Tensor):
+        """Standardise each tensor by its mean and std over (training) networks ``vecs``."""
+        for i, s in enumerate(self.spec.params.slots):
+            w = vecs[:, s.offset : s.stop]
+            self.mean[i], self.std[i] = w.mean(), w.std().clamp_min(1e-8)
+
+    def _split(self, vecs: Tensor) -> tuple[list[Tensor], list[Tensor]]:
+        B = vecs.shape[0]
+        index = {s.name: i for i, s in enumerate(self.spec.params.slots)}
+        ws, bs = [], []
+        for c in self.chain:
+            i = index[c.weight.name]
+            w = (vecs[:, c.weight.offset : c.weight.stop] - self.mean[i]) / self.std[i]
+            ws.append(w.view(B, c.n_out, c.n_in, c.entries))
+            if c.bias is None:
+                bs.append(vecs.new_zeros(B, c.n_out, 1))
+            else:
+                j = index[c.bias.name]
+                bs.append(((vecs[:, c.bias.offset : c.bias.stop] - self.mean[j]) / self.std[j])
+                          .unsqueeze(-1))
+        return ws, bs
+
+    def forward(self, vecs: Tensor) -> Tensor:
+        """``[B, out]`` (invariant) or ``delta [B, P]`` (``equivariant=True``)."""
+        ws, bs = self._split(vecs)
+        ws = [f(w) for f, w in zip(self.lift_w, ws, strict=True)]
+        bs = [f(b) for f, b in zip(self.lift_b, bs, strict=True)]
+        for layer in self.np_layers:
+            ws, bs = layer(ws, bs)
+            ws, bs = [torch.relu(w) for w in ws], [torch.relu(b) for b in bs]
+        if not self.equivariant:
+            pooled = torch.cat([w.mean((1, 2)) for w in ws] + [b.mean(1) for b in bs], -1)
+            return self.readout(pooled)
+        delta = vecs.new_zeros(vecs.shape)
+        for c, fw, fb, w, b in zip(self.chain, self.out_w, self.out_b, ws, bs, strict=True):
+            delta[:, c.weight.offset : c.weight.stop] = fw(w).reshape(vecs.shape[0], -1)
+            if c.bias is not None:
+                delta[:, c.bias.offset : c.bias.stop] = fb(b).squeeze(-1)
+        return delta
