@@ -1,17 +1,27 @@
-"""The training app: every shipped model config trains and writes its run directory; resume."""
+"""The training app: every shipped model and task config trains and writes its run directory;
+resume; evaluate; predict; DistributedDataParallel under torchrun."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 
-from model_zoo.app import CONFIG_DIR
+import weightspace as ws
+from model_zoo.app import CONFIG_DIR, build_from_config
+from model_zoo.app import compose as compose_zoo
+from model_zoo.nets import SIREN
 from tests.zoo.conftest import write_models
 from weightspace.cli import main as cli
-from weightspace.train import run
+from weightspace.train import evaluate, run
+from weightspace.zoo import Zoo
 
 
 def config(zoo, *overrides):
@@ -28,16 +38,95 @@ def zoo(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="module")
+def inr_zoo(tmp_path_factory):
+    """40 digits INRs, fitted to about 60 dB PSNR in 100 steps."""
+    path = tmp_path_factory.mktemp("inr") / "inrs.h5"
+    return build_from_config(compose_zoo(["zoo=digits_inr", "n_runs=40", f"out={path}",
+                                          "zoo.steps=100", "zoo.lr=0.001",
+                                          "zoo.checkpoints=[100]", "progress=false"]))
+
+
+def run_dir_holds(path, *names):
+    for name in ("config.yaml", "metrics.csv", "metrics.json", "checkpoint.pt", "best.pt",
+                 "learning_curves.png", *names):
+        assert (path / name).exists(), name
+    assert any((path / "tensorboard").glob("events.out.tfevents.*"))
+
+
 @pytest.mark.parametrize("model", ["gmn", "statnn", "mlp"])
 def test_every_model_config_trains_and_reports(zoo, tmp_path, model):
     results = run(config(zoo, f"model={model}"), tmp_path)
     for split in ("val", "test"):
         assert set(results[split]) == {"kendall_tau", "r2", "mse"}
     assert json.loads((tmp_path / "metrics.json").read_text())["model"] == model
-    for name in ("config.yaml", "metrics.csv", "checkpoint.pt", "best.pt",
-                 "learning_curves.png", "predicted_vs_true.png"):
-        assert (tmp_path / name).exists(), name
+    run_dir_holds(tmp_path, "predicted_vs_true.png")
     assert len((tmp_path / "metrics.csv").read_text().strip().splitlines()) == 3
+
+
+@pytest.mark.parametrize("model", ["gmn", "np", "mlp"])
+def test_inr_classification_and_editing(inr_zoo, tmp_path, model):
+    out = tmp_path / "classify"
+    results = run(config(inr_zoo, f"model={model}", "task=classify_inr",
+                         "augment.symmetries=true", "augment.noise=0.05"), out)
+    assert 0 <= results["test"]["accuracy"] <= 1
+    run_dir_holds(out, "confusion_matrix.png")
+    out = tmp_path / "edit"
+    results = run(config(inr_zoo, f"model={model}", "task=edit_dilate"), out)
+    assert results["test"]["mse"] > 0 and results["test"]["mse_unedited"] > 0
+    run_dir_holds(out, "edits.png")
+
+
+def test_mixup_trains_the_classifier_on_soft_targets(inr_zoo, tmp_path):
+    results = run(config(inr_zoo, "model=np", "task=classify_inr", "augment.mixup=0.4",
+                         "augment.mixup_permute=true", "augment.dropout=0.05"), tmp_path)
+    assert np.isfinite(results["test"]["cross_entropy"])
+
+
+def test_editing_learns(inr_zoo, tmp_path):
+    """A few epochs of the GMN bring dilated images closer than the unedited INRs are."""
+    results = run(config(inr_zoo, "model=gmn", "task=edit_dilate", "trainer.epochs=30",
+                         "trainer.batch_size=4", "model.hidden=32",
+                         "data.fractions=[0.6,0.2,0.2]"), tmp_path)
+    assert results["test"]["mse"] < 0.8 * results["test"]["mse_unedited"]
+
+
+def test_task_mistakes_are_named(inr_zoo, zoo, tmp_path):
+    with pytest.raises(ValueError, match="statnn is invariant"):
+        run(config(inr_zoo, "model=statnn", "task=edit_dilate"), tmp_path)
+    with pytest.raises(ValueError, match="mixup"):
+        run(config(inr_zoo, "task=edit_dilate", "augment.mixup=0.2"), tmp_path)
+    with pytest.raises(ValueError, match="digits_inr zoo"):
+        run(config(zoo, "task=edit_dilate"), tmp_path)
+    with pytest.raises(ValueError, match="NPNetwork handles"):
+        run(config(zoo, "model=np"), tmp_path)  # ResNets are outside the NP weight space
+
+
+def test_predict_and_evaluate_from_the_run_directory(inr_zoo, tmp_path, capsys):
+    results = run(config(inr_zoo, "model=gmn", "task=classify_inr"), tmp_path)
+    assert evaluate(tmp_path, "test") == results["test"]
+    assert cli(["evaluate", f"ckpt={tmp_path / 'best.pt'}", "split=val"]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] == results["val"]["accuracy"]
+    z = Zoo(inr_zoo)
+    inrs = [z.load(i, SIREN(2, (32, 32), 1, w0=30.0)) for i in range(5)]
+    labels = ws.predict(tmp_path, inrs)
+    assert labels.shape == (5,) and labels.dtype == torch.long
+    assert torch.equal(labels, ws.predict(tmp_path, torch.from_numpy(z.params(range(5)))))
+    with pytest.raises(ws.SpecMismatchError, match="trained on"):
+        ws.predict(tmp_path, [SIREN(2, (16,), 1)])
+
+
+def test_predict_returns_edited_networks(inr_zoo, tmp_path):
+    run(config(inr_zoo, "model=mlp", "task=edit_dilate"), tmp_path)
+    z = Zoo(inr_zoo)
+    inrs = [z.load(i, SIREN(2, (32, 32), 1, w0=30.0)) for i in range(3)]
+    edited = ws.predict(tmp_path, inrs)
+    assert all(isinstance(m, SIREN) for m in edited)
+    spec = ws.GraphSpec.from_module(inrs[0])
+    rows = ws.predict(tmp_path, torch.stack([spec.flatten(m) for m in inrs]))
+    for m, row, original in zip(edited, rows, inrs, strict=True):
+        assert torch.equal(spec.flatten(m), row)
+        assert not torch.equal(row, spec.flatten(original))
 
 
 def test_a_second_start_resumes_from_the_checkpoint(zoo, tmp_path):
@@ -58,3 +147,19 @@ def test_config_mistakes_are_named(zoo, tmp_path):
         config(zoo, "trainer.epoch=3")
     with pytest.raises(KeyError, match="model.name"):
         run(config(zoo, "model.name=transformer"), tmp_path)
+
+
+def test_torchrun_trains_with_two_processes(zoo, tmp_path):
+    """``torchrun --nproc_per_node=2`` runs the app with DistributedDataParallel over gloo."""
+    root = Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           str(root / "scripts" / "train.py"), f"data.zoo={zoo}", "model=gmn", "model.hidden=8",
+           "model.layers=1", "trainer.epochs=2", "trainer.batch_size=8", "trainer.progress=false",
+           f"out_dir={tmp_path / 'run'}", f"hydra.run.dir={tmp_path / 'hydra'}"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(root)}
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert results["world_size"] == 2 and np.isfinite(results["test"]["mse"])
+    assert len((tmp_path / "run" / "metrics.csv").read_text().strip().splitlines()) == 3

@@ -18,6 +18,10 @@ def main(argv: list[str] | None = None) -> int:
                                          "data.zoo=zoos/x.h5 model=gmn)")
     train.add_argument("overrides", nargs="*")
 
+    evaluate = sub.add_parser("evaluate", help="metrics of a trained metanetwork: ckpt=RUN_DIR"
+                                               "|best.pt [split=test] [zoo=PATH] [device=auto]")
+    evaluate.add_argument("options", nargs="+")
+
     zoo = sub.add_parser("zoo", help="build, check and combine model zoos")
     zoo_sub = zoo.add_subparsers(dest="zoo_command", required=True)
     build = zoo_sub.add_parser("build", help="build a zoo from a recipe (Hydra overrides, e.g. "
@@ -44,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_demo(epochs=args.epochs, seed=args.seed)
     if args.command == "train":
         return _train(args.overrides)
+    if args.command == "evaluate":
+        return _evaluate(args.options)
     return _zoo(args)
 
 
@@ -60,6 +66,25 @@ def _train(overrides: list[str]) -> int:
     out = cfg.out_dir or f"outputs/train/{cfg.model.name}/{time.strftime('%Y-%m-%d_%H-%M-%S')}"
     results = run(cfg, out)
     print(f"{cfg.model.name}: test {results['test']}  ({out})")
+    return 0
+
+
+def _evaluate(options: list[str]) -> int:
+    import json
+
+    from weightspace.train import evaluate
+
+    known = {"ckpt", "split", "zoo", "device"}
+    kwargs = {}
+    for opt in options:
+        key, sep, value = opt.partition("=")
+        if not sep or key not in known:
+            raise SystemExit(f"weightspace evaluate: expected key=value with key in "
+                             f"{sorted(known)}, got {opt!r}")
+        kwargs[key] = value
+    if "ckpt" not in kwargs:
+        raise SystemExit("weightspace evaluate: ckpt=RUN_DIR or ckpt=PATH/best.pt is required")
+    print(json.dumps(evaluate(**kwargs), indent=2))
     return 0
 
 

@@ -5,13 +5,16 @@
 
 - ``.hydra/config.yaml`` (Hydra) and ``config.yaml``: the resolved config;
 - ``checkpoint.pt``: model, optimiser and epoch after every epoch (a second start of the same
-  run resumes from it) and ``best.pt`` (best validation Kendall tau);
+  run resumes from it) and ``best.pt`` (best validation score; :func:`load_trained` reads it);
 - ``metrics.csv``: one row per epoch; ``metrics.json``: ``{"val": {...}, "test": {...}}`` of
   the best checkpoint;
-- ``learning_curves.png`` and ``predicted_vs_true.png``.
+- ``tensorboard/``: the same curves as TensorBoard events;
+- PNG plots: learning curves, and the task's own (predicted vs true, a confusion matrix, edits).
 
-Models are chosen by name (``model.name``: gmn, statnn, mlp); nothing from a config or a data
-file is instantiated.
+Models and tasks are chosen by name (``model.name``, ``task.name``); nothing from a config or a
+data file is instantiated. Under ``torchrun --nproc_per_node=N`` the same app trains with
+DistributedDataParallel (gloo on CPU, NCCL on GPU): each process reads its own part of every
+epoch, gradients are averaged, and rank 0 alone writes the run directory.
 """
 
 from __future__ import annotations
@@ -19,22 +22,22 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from omegaconf import DictConfig, OmegaConf
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from weightspace.data import GraphBatcher
-from weightspace.nn import GraphMetaNetwork
-from weightspace.nn.baselines import FlatMLP, StatNN
-from weightspace.tasks import regression_metrics
+from weightspace.checkpoint import checkpoint_payload, load_trained
+from weightspace.data import Augment
+from weightspace.nn import WeightSpaceModel
+from weightspace.tasks import make_task
 from weightspace.zoo import Zoo
-
-MODELS = ("gmn", "statnn", "mlp")
 
 
 def choose_arch(zoo: Zoo, arch: str | None) -> str:
@@ -45,135 +48,186 @@ def choose_arch(zoo: Zoo, arch: str | None) -> str:
     return max(counts, key=counts.get)
 
 
-class Predictor(torch.nn.Module):
-    """A metanetwork with its input adapter: flat weights (and buffers) -> one value each."""
-
-    def __init__(self, cfg: DictConfig, spec, device: torch.device):
-        super().__init__()
-        self.kind = cfg.name
-        if self.kind == "gmn":
-            self.net = GraphMetaNetwork(spec.num_edge_features, cfg.hidden, cfg.layers, 1,
-                                        fourier=cfg.fourier)
-            self.batcher = GraphBatcher(spec, device)
-        elif self.kind == "statnn":
-            self.net = StatNN(spec, cfg.hidden, cfg.layers)
-        elif self.kind == "mlp":
-            self.net = FlatMLP(spec.num_params, cfg.hidden, cfg.layers)
-        else:
-            raise KeyError(f"unknown model {cfg.name!r} (config key model.name); known: {MODELS}")
-
-    def fit_normalization(self, vecs: torch.Tensor):
-        if hasattr(self.net, "fit_normalization"):
-            self.net.fit_normalization(vecs)
-
-    def forward(self, vecs, buffers=None):
-        if self.kind == "gmn":
-            return self.net(self.batcher(vecs, buffers)).graph.squeeze(-1)
-        return self.net(vecs).squeeze(-1)
-
-
-def _device(name: str) -> torch.device:
+def _device(name: str, local_rank: int = 0) -> torch.device:
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and torch.cuda.device_count() > 1:
+        return torch.device("cuda", local_rank)
     return torch.device(name)
 
 
-def _loader(ds, batch_size, shuffle, seed, workers):
-    g = torch.Generator().manual_seed(seed)
-    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=g,
-                      num_workers=workers, collate_fn=_collate)
+def _distributed(device_name: str) -> tuple[int, int, torch.device]:
+    """``(rank, world size, device)``; joins torchrun's process group when launched by it."""
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    local = int(os.environ.get("LOCAL_RANK", 0))
+    device = _device(device_name, local)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return (dist.get_rank() if world > 1 else 0), world, device
 
 
 def _collate(items):
     return tuple(torch.stack(c) for c in zip(*items, strict=True))
 
 
-def _predict(model, loader, device, amp) -> tuple[np.ndarray, np.ndarray]:
-    model.eval()
-    preds, trues = [], []
-    with torch.no_grad(), torch.autocast(device.type, enabled=amp):
-        for vecs, buffers, y in loader:
-            preds.append(model(vecs.to(device), buffers.to(device)).float().cpu())
-            trues.append(y)
-    return torch.cat(preds).numpy(), torch.cat(trues).numpy()
-
-
-def run(cfg: DictConfig, out_dir: str | Path) -> dict:
-    """Train (or resume), evaluate, write the run directory; returns ``metrics.json``'s dict."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    t, d = cfg.trainer, cfg.data
-    torch.manual_seed(t.seed)
-    device = _device(t.device)
-    amp = bool(t.amp) and device.type == "cuda"
-    zoo = Zoo(d.zoo)
-    arch = choose_arch(zoo, d.arch)
-    spec = zoo.spec(arch)
+def splits(cfg: DictConfig, zoo: Zoo, arch: str) -> dict:
+    d = cfg.data
     sets = {s: zoo.dataset(s, target=cfg.task.target, arch=arch, fractions=tuple(d.fractions),
                            seed=d.split_seed, buffers=True) for s in ("train", "val", "test")}
     if min(len(v) for v in sets.values()) == 0:
         raise ValueError(f"{d.zoo}: a split is empty ({ {k: len(v) for k, v in sets.items()} })"
                          f"; build more runs or change data.fractions")
-    y_train = sets["train"].targets
-    y_mean, y_std = float(y_train.mean()), float(y_train.std().clamp_min(1e-8))
-    model = Predictor(cfg.model, spec, device).to(device)
-    model.fit_normalization(torch.from_numpy(zoo.params(sets["train"].indices)).to(device))
+    return sets
+
+
+def evaluate_split(model, task, loader, device, amp) -> tuple[dict, np.ndarray, np.ndarray]:
+    """The task's metrics on one split, with the per-network records and targets."""
+    model.eval()
+    records, ys = [], []
+    with torch.no_grad():
+        for vecs, buffers, y in loader:
+            vecs, buffers = vecs.to(device), buffers.to(device)
+            with torch.autocast(device.type, enabled=amp):
+                out = model(vecs, buffers)
+            records.append(task.record(out.float(), vecs, buffers, y.to(device)).cpu())
+            ys.append(y)
+    records, ys = torch.cat(records).numpy(), torch.cat(ys).numpy()
+    return task.metrics(records, ys), records, ys
+
+
+def run(cfg: DictConfig, out_dir: str | Path) -> dict:
+    """Train (or resume), evaluate, write the run directory; returns ``metrics.json``'s dict."""
+    t, d = cfg.trainer, cfg.data
+    rank, world, device = _distributed(t.device)
+    if world > 1:  # every rank writes where rank 0 does (Hydra's time-stamped dirs may differ)
+        box = [str(out_dir)]
+        dist.broadcast_object_list(box, src=0)
+        out_dir = box[0]
+    out, main = Path(out_dir), rank == 0
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    torch.manual_seed(t.seed)
+    amp = bool(t.amp) and device.type == "cuda"
+    zoo = Zoo(d.zoo)
+    arch = choose_arch(zoo, d.arch)
+    spec = zoo.spec(arch)
+    task = make_task(cfg.task, zoo.recipe, arch)
+    sets = splits(cfg, zoo, arch)
+    task.fit(sets["train"].targets)
+    model = WeightSpaceModel.from_config(cfg.model, spec, task.out_dim(), task.equivariant)
+    model.fit_normalization(torch.from_numpy(zoo.params(sets["train"].indices)))
+    model = model.to(device)
+    a = cfg.get("augment", {})
+    if a.get("mixup", 0) and task.equivariant:
+        raise ValueError(f"augment.mixup mixes targets; task {task.name!r} has none to mix")
+    augment = Augment(spec, a.get("symmetries", False), a.get("noise", 0.0),
+                      a.get("dropout", 0.0), a.get("mixup", 0.0), a.get("mixup_permute", False),
+                      torch.Generator().manual_seed(t.seed + 1000 * rank))
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
     scaler = torch.amp.GradScaler(device.type, enabled=amp)
 
-    start_epoch, best, history = 1, -math.inf, []
+    start_epoch, best, history = 1, math.nan, []
     ckpt_path = out / "checkpoint.pt"
     if ckpt_path.exists():
         state = torch.load(ckpt_path, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
-        start_epoch, best = state["epoch"] + 1, state["best"]
-        history = state["history"]
+        start_epoch, best, history = state["epoch"] + 1, state["best"], state["history"]
+    trained = model
+    if world > 1:
+        trained = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
 
-    loaders = {s: _loader(ds, t.batch_size, s == "train", t.seed, t.num_workers)
+    sampler = (DistributedSampler(sets["train"], world, rank, shuffle=True, seed=t.seed)
+               if world > 1 else None)
+    loaders = {s: DataLoader(ds, batch_size=t.batch_size, collate_fn=_collate,
+                             shuffle=(s == "train" and sampler is None),
+                             sampler=sampler if s == "train" else None,
+                             generator=torch.Generator().manual_seed(t.seed),
+                             num_workers=t.num_workers)
                for s, ds in sets.items()}
-    bar = tqdm(range(start_epoch, t.epochs + 1), desc=f"{cfg.model.name}", unit="epoch",
-               disable=not t.progress, initial=start_epoch - 1, total=t.epochs)
+    board = _board(out) if main else None
+    bar = tqdm(range(start_epoch, t.epochs + 1), desc=f"{cfg.model.name} {task.name}",
+               unit="epoch", disable=not (t.progress and main), initial=start_epoch - 1,
+               total=t.epochs)
     for epoch in bar:
-        model.train()
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        trained.train()
         losses, begin = [], time.perf_counter()
         for vecs, buffers, y in loaders["train"]:
             vecs, buffers, y = vecs.to(device), buffers.to(device), y.to(device)
+            vecs, buffers, target = augment(vecs, buffers, task.encode(y))
             with torch.autocast(device.type, enabled=amp):
-                pred = model(vecs, buffers)
-                loss = torch.nn.functional.mse_loss(pred.float(), (y - y_mean) / y_std)
+                loss = task.loss(trained(vecs, buffers), vecs, buffers, target)
             opt.zero_grad()
             scaler.scale(loss).backward()
             scaler.step(opt)
             scaler.update()
             losses.append(loss.item())
-        pred, true = _predict(model, loaders["val"], device, amp)
-        val = regression_metrics(pred * y_std + y_mean, true)
+        val, _, _ = evaluate_split(model, task, loaders["val"], device, amp)
         row = {"epoch": epoch, "train_loss": float(np.mean(losses)),
                "seconds": time.perf_counter() - begin, **{f"val_{k}": v for k, v in val.items()}}
         history.append(row)
-        bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_tau=f"{val['kendall_tau']:.3f}")
-        score = val["kendall_tau"] if not math.isnan(val["kendall_tau"]) else -val["mse"]
-        if score > best:
-            best = score
-            torch.save({"model": model.state_dict(), "epoch": epoch}, out / "best.pt")
-        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
-                    "best": best, "history": history}, ckpt_path)
-    _write_history(out / "metrics.csv", history)
+        bar.set_postfix(loss=f"{row['train_loss']:.3g}", **{task.score: f"{val[task.score]:.3f}"})
+        improved = task.better(val[task.score], best)
+        best = val[task.score] if improved else best
+        if main:
+            payload = checkpoint_payload(model, task, spec, cfg, zoo.recipe, epoch)
+            if improved:
+                torch.save(payload, out / "best.pt")
+            torch.save({**payload, "optimizer": opt.state_dict(), "best": best,
+                        "history": history}, ckpt_path)
+            for k, v in row.items():
+                if k != "epoch":
+                    board.add_scalar(k.replace("_", "/", 1), v, epoch)
+    if world > 1:
+        dist.barrier()  # best.pt is complete before any rank reads it
 
     if (out / "best.pt").exists():
-        best_state = torch.load(out / "best.pt", map_location=device, weights_only=True)
-        model.load_state_dict(best_state["model"])
+        model.load_state_dict(torch.load(out / "best.pt", map_location=device,
+                                         weights_only=True)["model"])
     results = {}
     for split in ("val", "test"):
-        pred, true = _predict(model, loaders[split], device, amp)
-        results[split] = regression_metrics(pred * y_std + y_mean, true)
-        if split == "test":
-            _plot(out, history, pred * y_std + y_mean, true, cfg.task.target)
-    results["model"], results["arch"] = cfg.model.name, arch
-    (out / "metrics.json").write_text(json.dumps(results, indent=2))
+        results[split], records, ys = evaluate_split(model, task, loaders[split], device, amp)
+    results.update(model=cfg.model.name, task=task.name, arch=arch, world_size=world)
+    if main:
+        _write_history(out / "metrics.csv", history)
+        for k, v in results["test"].items():
+            board.add_scalar(f"test/{k}", v, t.epochs)
+        board.close()
+        _plot_curves(out, history, task.score)
+        task.plot(out, records, ys)
+        (out / "metrics.json").write_text(json.dumps(results, indent=2))
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
     return results
+
+
+def evaluate(ckpt: str | Path, split: str = "test", zoo: str | None = None,
+             device: str = "auto") -> dict:
+    """A trained metanetwork's metrics on one split of its zoo (or of ``zoo``, same arch)."""
+    trained = load_trained(ckpt, _device(device))
+    cfg = trained.config
+    if zoo is not None:
+        cfg.data.zoo = zoo
+    z = Zoo(cfg.data.zoo)
+    if trained.spec.id not in z.archs:
+        raise ValueError(f"{cfg.data.zoo} holds no networks of architecture {trained.spec.id}, "
+                         f"the one the metanetwork was trained on")
+    ds = splits(cfg, z, trained.spec.id)[split]
+    loader = DataLoader(ds, batch_size=cfg.trainer.batch_size, collate_fn=_collate)
+    dev = next(trained.model.parameters()).device
+    metrics, _, _ = evaluate_split(trained.model, trained.task, loader, dev, False)
+    return metrics
+
+
+def _board(out: Path):
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(str(out / "tensorboard"))
 
 
 def _write_history(path: Path, history: list[dict]):
@@ -185,27 +239,20 @@ def _write_history(path: Path, history: list[dict]):
         w.writerows(history)
 
 
-def _plot(out: Path, history, pred, true, target):
+def _plot_curves(out: Path, history: list[dict], score: str):
+    if not history:
+        return
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    if history:
-        fig, ax = plt.subplots(1, 2, figsize=(9, 3.5))
-        epochs = [h["epoch"] for h in history]
-        ax[0].plot(epochs, [h["train_loss"] for h in history])
-        ax[0].set(xlabel="epoch", ylabel="train loss (standardised MSE)", yscale="log")
-        ax[1].plot(epochs, [h["val_kendall_tau"] for h in history])
-        ax[1].set(xlabel="epoch", ylabel="validation Kendall tau")
-        fig.tight_layout()
-        fig.savefig(out / "learning_curves.png", dpi=120)
-        plt.close(fig)
-    fig, ax = plt.subplots(figsize=(4, 4))
-    ax.scatter(true, pred, s=8, alpha=0.6)
-    lo, hi = float(min(true.min(), pred.min())), float(max(true.max(), pred.max()))
-    ax.plot([lo, hi], [lo, hi], "k--", lw=1)
-    ax.set(xlabel=f"true {target}", ylabel=f"predicted {target}", title="test split")
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3.5))
+    epochs = [h["epoch"] for h in history]
+    ax[0].plot(epochs, [h["train_loss"] for h in history])
+    ax[0].set(xlabel="epoch", ylabel="train loss", yscale="log")
+    ax[1].plot(epochs, [h[f"val_{score}"] for h in history])
+    ax[1].set(xlabel="epoch", ylabel=f"validation {score}")
     fig.tight_layout()
-    fig.savefig(out / "predicted_vs_true.png", dpi=120)
+    fig.savefig(out / "learning_curves.png", dpi=120)
     plt.close(fig)

@@ -93,3 +93,38 @@ def _beta(alpha: float, n: int, generator: torch.Generator | None) -> Tensor:
     cdf = cdf / cdf[-1]
     u = torch.rand(n, generator=generator, dtype=torch.float64)
     return grid[torch.searchsorted(cdf, u).clamp(max=grid.numel() - 1)].float()
+
+
+class Augment:
+    """The augmentations of a training config, applied to each batch in turn: random
+    symmetries, Gaussian noise, weight dropout, MixUp (which also mixes the encoded targets)."""
+
+    def __init__(self, spec: GraphSpec, symmetries: bool = False, noise: float = 0.0,
+                 dropout: float = 0.0, mixup: float = 0.0, mixup_permute: bool = False,
+                 generator: torch.Generator | None = None):
+        if noise < 0 or mixup < 0:
+            raise ValueError(f"augment.noise and augment.mixup must be >= 0, got {noise}, {mixup}")
+        if not 0 <= dropout < 1:
+            raise ValueError(f"augment.dropout must be in [0, 1), got {dropout}")
+        self.spec, self.symmetries, self.noise, self.dropout = spec, symmetries, noise, dropout
+        self.mixup, self.mixup_permute, self.generator = mixup, mixup_permute, generator
+
+    @property
+    def active(self) -> bool:
+        return bool(self.symmetries or self.noise or self.dropout or self.mixup)
+
+    def __call__(self, vecs: Tensor, buffers: Tensor | None, target: Tensor
+                 ) -> tuple[Tensor, Tensor | None, Tensor]:
+        g = self.generator
+        if self.symmetries:
+            if buffers is not None and buffers.shape[-1]:
+                vecs, buffers = random_symmetries(self.spec, vecs, g, buffers)
+            else:
+                vecs = random_symmetries(self.spec, vecs, g)
+        if self.noise:
+            vecs = gaussian_noise(self.spec, vecs, self.noise, g)
+        if self.dropout:
+            vecs = weight_dropout(vecs, self.dropout, g)
+        if self.mixup:
+            vecs, target, _ = mixup(vecs, target, self.mixup, g, self.spec, self.mixup_permute)
+        return vecs, buffers, target

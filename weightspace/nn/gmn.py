@@ -39,8 +39,11 @@ class GraphMetaNetwork(nn.Module):
         self.edge_features, self.hidden = edge_features, hidden
         self.node_encoder = NodeEncoder(hidden, fourier)
         self.edge_encoder = EdgeEncoder(edge_features, hidden, fourier)
-        self.convs = nn.ModuleList(EdgeMPNNConv(hidden) for _ in range(layers))
-        self.norm_h, self.norm_e = nn.LayerNorm(hidden), nn.LayerNorm(hidden)
+        # without edge heads, the last layer's edge update would reach no output
+        self.convs = nn.ModuleList(EdgeMPNNConv(hidden, update_edges=equivariant or i < layers - 1)
+                                   for i in range(layers))
+        self.norm_h = nn.LayerNorm(hidden)
+        self.norm_e = nn.LayerNorm(hidden) if equivariant else None
         self.readout = InvariantReadout(hidden, graph_out) if graph_out else None
         self.node_head = EquivariantHead(hidden, NODE_FEATURES) if equivariant else None
         self.edge_head = EquivariantHead(hidden, edge_features) if equivariant else None
@@ -54,7 +57,8 @@ class GraphMetaNetwork(nn.Module):
         h, e = self.node_encoder(batch), self.edge_encoder(batch)
         for conv in self.convs:
             h, e = conv(h, batch.edge_index, e)
-        h, e = self.norm_h(h), self.norm_e(e)
+        h = self.norm_h(h)
+        e = self.norm_e(e) if self.norm_e is not None else e
         num_graphs = batch.num_graphs
         return MetaNetworkOutput(
             graph=self.readout(h, batch.batch, num_graphs) if self.readout else None,

@@ -13,7 +13,8 @@ where ``j -> i`` runs over the graph's edges in both directions (a reverse copy 
 edge's state plus a learned direction vector), and ``\\gamma, \\beta`` are linear maps of the
 edge state (FiLM). Every operation is
 applied per node or per edge and pooled symmetrically, so the layer is equivariant to any
-relabelling of nodes that preserves node and edge attributes.
+relabelling of nodes that preserves node and edge attributes. ``update_edges=False`` leaves
+``e`` as it is (the last layer of a network whose readout reads nodes only).
 """
 
 from __future__ import annotations
@@ -30,14 +31,15 @@ def mlp(d_in: int, d_out: int, hidden: int | None = None) -> nn.Sequential:
 
 
 class EdgeMPNNConv(MessagePassing):
-    def __init__(self, hidden: int, aggregators=("mean", "max", "min", "std")):
+    def __init__(self, hidden: int, aggregators=("mean", "max", "min", "std"),
+                 update_edges: bool = True):
         super().__init__(aggr=MultiAggregation(list(aggregators), mode="cat"))
         self.hidden = hidden
         self.norm_h, self.norm_e = nn.LayerNorm(hidden), nn.LayerNorm(hidden)
         self.message_mlp = mlp(3 * hidden, hidden)
         self.film = nn.Linear(hidden, 2 * hidden)
         self.node_mlp = mlp((1 + len(aggregators)) * hidden, hidden)
-        self.edge_mlp = mlp(3 * hidden, hidden)
+        self.edge_mlp = mlp(3 * hidden, hidden) if update_edges else None
         self.reverse = nn.Parameter(torch.zeros(hidden))  # marks messages against an edge
         self.reset_parameters()
 
@@ -56,6 +58,8 @@ class EdgeMPNNConv(MessagePassing):
         both = torch.cat([edge_index, edge_index.flip(0)], 1)
         agg = self.propagate(both, h=hn, e=torch.cat([en, en + self.reverse]))
         h = h + self.node_mlp(torch.cat([hn, agg], -1))
+        if self.edge_mlp is None:
+            return h, e
         hn = self.norm_h(h)
         src, dst = edge_index
         e = e + self.edge_mlp(torch.cat([hn[dst], hn[src], en], -1))

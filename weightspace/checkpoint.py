@@ -1,0 +1,62 @@
+"""Trained metanetworks on disk: what a run directory's ``best.pt`` holds, and loading it back.
+
+A checkpoint is a plain dict of tensors and JSON-like values (read with
+``torch.load(..., weights_only=True)``, never unpickled): the model's ``state_dict``, the
+resolved training ``config``, the ``spec`` (``GraphSpec.to_dict`` as JSON text) of the
+architecture it was trained on, the zoo's ``recipe`` and the ``task`` statistics (e.g. target
+mean and std).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from weightspace.graph.spec import GraphSpec
+from weightspace.nn.weight_model import WeightSpaceModel
+from weightspace.tasks import Task, make_task
+
+
+@dataclass
+class TrainedMetanetwork:
+    model: WeightSpaceModel
+    task: Task
+    spec: GraphSpec
+    config: DictConfig
+    epoch: int
+
+
+def checkpoint_payload(model: WeightSpaceModel, task: Task, spec: GraphSpec, cfg: DictConfig,
+                       recipe: dict, epoch: int) -> dict:
+    return {"model": model.state_dict(), "config": OmegaConf.to_container(cfg, resolve=True),
+            "spec": json.dumps(spec.to_dict()), "recipe": recipe, "task": task.state(),
+            "epoch": epoch}
+
+
+def load_trained(path: str | os.PathLike | TrainedMetanetwork,
+                 device: str | torch.device = "cpu") -> TrainedMetanetwork:
+    """A trained metanetwork from a checkpoint file or a run directory (its ``best.pt``)."""
+    if isinstance(path, TrainedMetanetwork):
+        return path
+    path = Path(path)
+    if path.is_dir():
+        path = path / "best.pt"
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    state = torch.load(path, map_location=device, weights_only=True)
+    missing = {"model", "config", "spec", "task"} - set(state)
+    if missing:
+        raise ValueError(f"{path} is not a weightspace metanetwork checkpoint (missing "
+                         f"{sorted(missing)})")
+    cfg = OmegaConf.create(state["config"])
+    spec = GraphSpec.from_dict(json.loads(state["spec"]))
+    task = make_task(cfg.task, state.get("recipe", {}), spec.id)
+    task.load_state(state["task"])
+    model = WeightSpaceModel.from_config(cfg.model, spec, task.out_dim(), task.equivariant)
+    model.load_state_dict(state["model"])
+    return TrainedMetanetwork(model.to(device).eval(), task, spec, cfg, int(state["epoch"]))
