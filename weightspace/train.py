@@ -72,8 +72,10 @@ def _collate(items):
 
 def splits(cfg: DictConfig, zoo: Zoo, arch: str) -> dict:
     d = cfg.data
+    where = OmegaConf.to_container(d.where) if d.get("where") else None
     sets = {s: zoo.dataset(s, target=cfg.task.target, arch=arch, fractions=tuple(d.fractions),
-                           seed=d.split_seed, buffers=True) for s in ("train", "val", "test")}
+                           seed=d.split_seed, buffers=True, where=where)
+            for s in ("train", "val", "test")}
     if min(len(v) for v in sets.values()) == 0:
         raise ValueError(f"{d.zoo}: a split is empty ({ {k: len(v) for k, v in sets.items()} })"
                          f"; build more runs or change data.fractions")

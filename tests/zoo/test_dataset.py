@@ -67,3 +67,14 @@ def test_several_architectures_need_arch(tmp_path):
     with pytest.raises(ValueError, match="pass arch="):
         zoo.dataset("all")
     assert len(zoo.dataset("all", arch=zoo.archs[0])) in (4, 2)
+
+
+def test_where_selects_models_by_column(zoo_path):
+    write_models(zoo_path, np.arange(6))  # checkpoints at epochs 1 and 2
+    last = Zoo(zoo_path).dataset("all", target="test_acc", arch=None, where={"epoch": [2]})
+    meta = Zoo(zoo_path).metadata()
+    assert len(last) == 6 and (meta["epoch"][last.indices] == 2).all()
+    with pytest.raises(KeyError, match="'epochs'"):
+        Zoo(zoo_path).dataset("all", where={"epochs": 2})
+    with pytest.raises(ValueError, match="matches"):
+        Zoo(zoo_path).dataset("all", where={"epoch": 7})

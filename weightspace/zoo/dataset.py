@@ -6,7 +6,8 @@ cumulative ``fractions`` (train, val, test). Normalisation statistics come from 
 split only. Items are ``(params [P], target)`` -- ``(params, buffers [Q], target)`` with
 ``buffers=True`` -- and ``params`` alone without a target; a DataLoader batch of indices is
 read with one block read per run of consecutive rows (``__getitems__``). Each DataLoader
-worker opens the files itself, lazily.
+worker opens the files itself, lazily. ``where={"epoch": [18]}`` keeps only the models whose
+columns take one of the listed values (e.g. final checkpoints), before splitting.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ def split_by_run(run_ids: np.ndarray, fractions=(0.8, 0.1, 0.1), seed: int = 0
 class ZooDataset(Dataset):
     def __init__(self, zoo: Zoo | str, split: str = "train", target: str | None = None,
                  arch: str | None = None, fractions=(0.8, 0.1, 0.1), seed: int = 0,
-                 normalize: bool = False, buffers: bool = False):
+                 normalize: bool = False, buffers: bool = False,
+                 where: dict | None = None):
         self.zoo = zoo if isinstance(zoo, Zoo) else Zoo(zoo)
         if split not in (*SPLITS, "all"):
             raise ValueError(f"split must be one of {SPLITS} or 'all', got {split!r}")
@@ -57,6 +59,14 @@ class ZooDataset(Dataset):
         if target is not None and target not in meta:
             raise KeyError(f"no metadata column {target!r}; the zoo has "
                            f"{sorted(k for k in meta if k != 'arch')}")
+        for column, allowed in (where or {}).items():
+            if column not in meta:
+                raise KeyError(f"no metadata column {column!r} to select on (where=); the zoo "
+                               f"has {sorted(k for k in meta if k != 'arch')}")
+            values = allowed if isinstance(allowed, list | tuple) else [allowed]
+            in_arch = in_arch[np.isin(meta[column][in_arch], values)]
+        if in_arch.size == 0:
+            raise ValueError(f"no model of architecture {arch} matches where={where}")
         splits = split_by_run(meta["run_id"][in_arch], fractions, seed)
         self.indices = in_arch if split == "all" else in_arch[splits[split]]
         self._train = in_arch[splits["train"]]

@@ -20,6 +20,7 @@ relabelling of nodes that preserves node and edge attributes. ``update_edges=Fal
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 from torch_geometric.nn.aggr import MultiAggregation
@@ -55,19 +56,32 @@ class EdgeMPNNConv(MessagePassing):
 
     def forward(self, h: Tensor, edge_index: Tensor, e: Tensor) -> tuple[Tensor, Tensor]:
         hn, en = self.norm_h(h), self.norm_e(e)
+        # The first layer of phi_m on [h_i, h_j, e] is A h_i + B h_j + C e + c: A h and B h are
+        # computed once per node and gathered, not once per edge on a 3x wider concatenation;
+        # the reverse copy's C (e + r) = C e + C r and FiLM(e + r) = FiLM(e) + W_film r alike.
+        first = self.message_mlp[0]
+        to_i, to_j, from_e = first.weight.split(self.hidden, 1)
+        pe = F.linear(en, from_e, first.bias)
+        fe = self.film(en)
         both = torch.cat([edge_index, edge_index.flip(0)], 1)
-        agg = self.propagate(both, h=hn, e=torch.cat([en, en + self.reverse]))
+        agg = self.propagate(both, a=F.linear(hn, to_i), b=F.linear(hn, to_j),
+                             pe=torch.cat([pe, pe + F.linear(self.reverse, from_e)]),
+                             fe=torch.cat([fe, fe + F.linear(self.reverse, self.film.weight)]))
         h = h + self.node_mlp(torch.cat([hn, agg], -1))
         if self.edge_mlp is None:
             return h, e
         hn = self.norm_h(h)
         src, dst = edge_index
-        e = e + self.edge_mlp(torch.cat([hn[dst], hn[src], en], -1))
+        first = self.edge_mlp[0]
+        to_dst, to_src, from_e = first.weight.split(self.hidden, 1)
+        pre = (F.linear(hn, to_dst)[dst] + F.linear(hn, to_src)[src]
+               + F.linear(en, from_e, first.bias))
+        e = e + self.edge_mlp[2](self.edge_mlp[1](pre))
         return h, e
 
-    def message(self, h_i: Tensor, h_j: Tensor, e: Tensor) -> Tensor:
-        gamma, beta = self.film(e).chunk(2, -1)
-        return gamma * self.message_mlp(torch.cat([h_i, h_j, e], -1)) + beta
+    def message(self, a_i: Tensor, b_j: Tensor, pe: Tensor, fe: Tensor) -> Tensor:
+        gamma, beta = fe.chunk(2, -1)
+        return gamma * self.message_mlp[2](self.message_mlp[1](a_i + b_j + pe)) + beta
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.hidden}, aggr={self.aggr})"
