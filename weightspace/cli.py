@@ -9,10 +9,13 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="weightspace", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="train a small CNN on the embedded digits and convert "
-                                       "networks to parameter graphs")
-    demo.add_argument("--epochs", type=int, default=15)
+    demo = sub.add_parser("demo", help="build a small Small CNN zoo on the embedded digits, "
+                                       "convert networks to graphs, train GMN and StatNN to "
+                                       "predict accuracy")
+    demo.add_argument("--runs", type=int, default=80, help="networks trained for the zoo")
+    demo.add_argument("--epochs", type=int, default=20, help="metanetwork training epochs")
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--out", default="outputs/demo")
 
     train = sub.add_parser("train", help="train a metanetwork (Hydra overrides, e.g. "
                                          "data.zoo=zoos/x.h5 model=gmn)")
@@ -45,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         from weightspace.demo import run_demo
 
-        return run_demo(epochs=args.epochs, seed=args.seed)
+        return run_demo(runs=args.runs, epochs=args.epochs, seed=args.seed, out=args.out)
     if args.command == "train":
         return _train(args.overrides)
     if args.command == "evaluate":
