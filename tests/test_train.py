@@ -17,7 +17,7 @@ from hydra import compose, initialize_config_dir
 import weightspace as ws
 from model_zoo.app import CONFIG_DIR, build_from_config
 from model_zoo.app import compose as compose_zoo
-from model_zoo.nets import SIREN
+from model_zoo.nets import MLP, SIREN
 from tests.zoo.conftest import write_models
 from weightspace.cli import main as cli
 from weightspace.train import evaluate, run
@@ -129,6 +129,12 @@ def test_predict_returns_edited_networks(inr_zoo, tmp_path):
         assert not torch.equal(row, spec.flatten(original))
 
 
+def test_generalization_gap_task(zoo, tmp_path):
+    results = run(config(zoo, "model=statnn", "task=predict_gap"), tmp_path)
+    assert results["task"] == "predict" and "kendall_tau" in results["test"]
+    assert "gen_gap" in (tmp_path / "config.yaml").read_text()
+
+
 def test_a_second_start_resumes_from_the_checkpoint(zoo, tmp_path):
     run(config(zoo, "model=statnn"), tmp_path)
     run(config(zoo, "model=statnn", "trainer.epochs=3"), tmp_path)
@@ -163,3 +169,36 @@ def test_torchrun_trains_with_two_processes(zoo, tmp_path):
     results = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert results["world_size"] == 2 and np.isfinite(results["test"]["mse"])
     assert len((tmp_path / "run" / "metrics.csv").read_text().strip().splitlines()) == 3
+
+
+@pytest.fixture(scope="module")
+def two_arch_zoo(tmp_path_factory):
+    """MLPs with ReLU and with tanh: two architectures, one flat layout (like the Small CNN
+    Zoo's activations)."""
+    path = tmp_path_factory.mktemp("two") / "mlps.h5"
+    write_models(path, np.arange(12), arch="mlp")
+    write_models(path, np.arange(12, 24), arch="mlp_tanh")
+    return path
+
+
+@pytest.mark.parametrize("model", ["gmn", "statnn", "np"])
+def test_every_architecture_of_a_zoo_trains_together(two_arch_zoo, tmp_path, model):
+    results = run(config(two_arch_zoo, f"model={model}", "data.arch=all"), tmp_path)
+    zoo = Zoo(two_arch_zoo)
+    assert sorted(results["archs"]) == sorted(zoo.archs)
+    relu, tanh = MLP(4, [8], 2), MLP(4, [8], 2, activation="tanh")
+    nets = [zoo.load(int(i), relu if zoo.arch_of(int(i)) == ws.GraphSpec.from_module(relu).id
+                     else tanh) for i in (0, 30)]
+    assert {ws.GraphSpec.from_module(n).id for n in nets} == set(zoo.archs)
+    assert ws.predict(tmp_path, nets).shape == (2,)
+    assert evaluate(tmp_path)["mse"] == pytest.approx(results["test"]["mse"], rel=1e-5)
+
+
+def test_models_of_one_flat_layout_refuse_mixed_layouts(tmp_path):
+    path = tmp_path / "mixed.h5"
+    write_models(path, np.arange(10), arch="mlp")
+    write_models(path, np.arange(10, 20), arch="resnet")
+    with pytest.raises(ValueError, match="differ in their parameters"):
+        run(config(path, "model=mlp", "data.arch=all"), tmp_path / "run")
+    with pytest.raises(KeyError, match="data.arch"):
+        run(config(path, "data.arch=nonexistent"), tmp_path / "run")

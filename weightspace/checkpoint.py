@@ -2,8 +2,8 @@
 
 A checkpoint is a plain dict of tensors and JSON-like values (read with
 ``torch.load(..., weights_only=True)``, never unpickled): the model's ``state_dict``, the
-resolved training ``config``, the ``spec`` (``GraphSpec.to_dict`` as JSON text) of the
-architecture it was trained on, the zoo's ``recipe`` and the ``task`` statistics (e.g. target
+resolved training ``config``, the ``specs`` (``GraphSpec.to_dict`` of each, as JSON text) of
+the architectures it was trained on, the zoo's ``recipe`` and the ``task`` statistics (e.g. target
 mean and std).
 """
 
@@ -26,16 +26,19 @@ from weightspace.tasks import Task, make_task
 class TrainedMetanetwork:
     model: WeightSpaceModel
     task: Task
-    spec: GraphSpec
     config: DictConfig
     epoch: int
 
+    @property
+    def specs(self) -> list[GraphSpec]:
+        return self.model.specs
 
-def checkpoint_payload(model: WeightSpaceModel, task: Task, spec: GraphSpec, cfg: DictConfig,
-                       recipe: dict, epoch: int) -> dict:
+
+def checkpoint_payload(model: WeightSpaceModel, task: Task, cfg: DictConfig, recipe: dict,
+                       epoch: int) -> dict:
     return {"model": model.state_dict(), "config": OmegaConf.to_container(cfg, resolve=True),
-            "spec": json.dumps(spec.to_dict()), "recipe": recipe, "task": task.state(),
-            "epoch": epoch}
+            "specs": json.dumps([s.to_dict() for s in model.specs]), "recipe": recipe,
+            "task": task.state(), "epoch": epoch}
 
 
 def load_trained(path: str | os.PathLike | TrainedMetanetwork,
@@ -49,14 +52,14 @@ def load_trained(path: str | os.PathLike | TrainedMetanetwork,
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}")
     state = torch.load(path, map_location=device, weights_only=True)
-    missing = {"model", "config", "spec", "task"} - set(state)
+    missing = {"model", "config", "specs", "task"} - set(state)
     if missing:
         raise ValueError(f"{path} is not a weightspace metanetwork checkpoint (missing "
                          f"{sorted(missing)})")
     cfg = OmegaConf.create(state["config"])
-    spec = GraphSpec.from_dict(json.loads(state["spec"]))
-    task = make_task(cfg.task, state.get("recipe", {}), spec.id)
+    specs = [GraphSpec.from_dict(d) for d in json.loads(state["specs"])]
+    task = make_task(cfg.task, state.get("recipe", {}), [s.id for s in specs])
     task.load_state(state["task"])
-    model = WeightSpaceModel.from_config(cfg.model, spec, task.out_dim(), task.equivariant)
+    model = WeightSpaceModel.from_config(cfg.model, specs, task.out_dim(), task.equivariant)
     model.load_state_dict(state["model"])
-    return TrainedMetanetwork(model.to(device).eval(), task, spec, cfg, int(state["epoch"]))
+    return TrainedMetanetwork(model.to(device).eval(), task, cfg, int(state["epoch"]))

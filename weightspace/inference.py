@@ -14,9 +14,18 @@ from weightspace.graph.spec import GraphSpec
 from weightspace.tasks import Classification
 
 
-def _rows(trained: TrainedMetanetwork, models) -> tuple[Tensor, Tensor | None]:
-    spec = trained.spec
+def _rows(trained: TrainedMetanetwork, models, arch: str | None
+          ) -> list[tuple[int, Tensor, Tensor | None]]:
+    """``(architecture position, vecs, buffers)`` for each network, in order."""
+    ids = [s.id for s in trained.specs]
     if isinstance(models, Tensor):
+        if arch is None and len(ids) > 1:
+            raise ValueError(f"the metanetwork knows architectures {ids}: say which one the "
+                             f"rows are with arch=")
+        a = ids.index(arch) if arch in ids else 0
+        if arch is not None and arch not in ids:
+            raise SpecMismatchError(f"the metanetwork was trained on {ids}, not {arch}")
+        spec = trained.specs[a]
         vecs = models if models.dim() == 2 else models.unsqueeze(0)
         if vecs.shape[1] != spec.num_params:
             raise SpecMismatchError(f"weight rows have {vecs.shape[1]} entries; the metanetwork "
@@ -24,21 +33,20 @@ def _rows(trained: TrainedMetanetwork, models) -> tuple[Tensor, Tensor | None]:
                                     f"{spec.num_params}")
         if len(spec.buffers):
             raise ValueError(f"architecture {spec.id} has buffers: pass the networks as modules")
-        return vecs.float(), None
-    vecs, bufs = [], []
+        return [(a, row, None) for row in vecs.float()]
+    rows = []
     for i, m in enumerate(models):
         own = GraphSpec.from_module(m)
-        if own.id != spec.id:
+        if own.id not in ids:
             raise SpecMismatchError(f"network {i} ({type(m).__name__}) has architecture "
-                                    f"{own.id}; the metanetwork was trained on {spec.id}")
-        vecs.append(spec.flatten(m))
-        bufs.append(spec.flatten_buffers(m))
-    return torch.stack(vecs), torch.stack(bufs)
+                                    f"{own.id}; the metanetwork was trained on {ids}")
+        rows.append((ids.index(own.id), own.flatten(m), own.flatten_buffers(m)))
+    return rows
 
 
 @torch.no_grad()
 def predict(checkpoint: str | os.PathLike | TrainedMetanetwork, models, batch_size: int = 256,
-            device: str | torch.device = "cpu"):
+            device: str | torch.device = "cpu", arch: str | None = None):
     """What the metanetwork of ``checkpoint`` (a ``best.pt`` or a run directory) says about each
     of ``models`` (a list of ``nn.Module`` of the trained architecture, or ``vecs [B, P]``):
 
@@ -46,26 +54,35 @@ def predict(checkpoint: str | os.PathLike | TrainedMetanetwork, models, batch_si
     - a class (``classify``): ``Tensor [N]`` of labels;
     - an edit (``edit``): the edited networks -- copies of ``models`` with ``theta + delta``
       (or ``Tensor [N, P]`` when ``models`` was a tensor).
+
+    A metanetwork trained on several architectures takes networks of any of them (tensor rows:
+    name the architecture with ``arch=``).
     """
     trained = load_trained(checkpoint, device)
-    vecs, bufs = _rows(trained, models)
-    task, outs = trained.task, []
-    for start in range(0, vecs.shape[0], batch_size):
-        v = vecs[start : start + batch_size].to(device)
-        b = None if bufs is None else bufs[start : start + batch_size].to(device)
-        out = trained.model(v, b)
-        if task.equivariant:
-            outs.append((v + out).cpu())
-        elif isinstance(task, Classification):
-            outs.append(out.argmax(-1).cpu())
-        else:
-            outs.append(task.record(out, v, b, None).cpu())
-    result = torch.cat(outs)
+    rows = _rows(trained, models, arch)
+    task, results = trained.task, [None] * len(rows)
+    for a in sorted({r[0] for r in rows}):
+        positions = [i for i, r in enumerate(rows) if r[0] == a]
+        for start in range(0, len(positions), batch_size):
+            chunk = positions[start : start + batch_size]
+            v = torch.stack([rows[i][1] for i in chunk]).to(device)
+            b = None if rows[chunk[0]][2] is None else torch.stack(
+                [rows[i][2] for i in chunk]).to(device)
+            out = trained.model(v, b, a)
+            if task.equivariant:
+                out = v + out
+            elif isinstance(task, Classification):
+                out = out.argmax(-1)
+            else:
+                out = task.record(out, v, b, None)
+            for i, value in zip(chunk, out.cpu(), strict=True):
+                results[i] = value
+    result = torch.stack(results)
     if not task.equivariant or isinstance(models, Tensor):
         return result
     edited = []
-    for m, row in zip(models, result, strict=True):
+    for m, (a, _, _), row in zip(models, rows, result, strict=True):
         new = copy.deepcopy(m)
-        new.load_state_dict({**new.state_dict(), **trained.spec.params.unflatten(row)})
+        new.load_state_dict({**new.state_dict(), **trained.specs[a].params.unflatten(row)})
         edited.append(new)
     return edited

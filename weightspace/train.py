@@ -12,9 +12,11 @@
 - PNG plots: learning curves, and the task's own (predicted vs true, a confusion matrix, edits).
 
 Models and tasks are chosen by name (``model.name``, ``task.name``); nothing from a config or a
-data file is instantiated. Under ``torchrun --nproc_per_node=N`` the same app trains with
-DistributedDataParallel (gloo on CPU, NCCL on GPU): each process reads its own part of every
-epoch, gradients are averaged, and rank 0 alone writes the run directory.
+data file is instantiated. ``data.arch=all`` trains on every architecture of the zoo (batches
+hold one architecture each; see :mod:`weightspace.data.arch_batches`). Under
+``torchrun --nproc_per_node=N`` the same app trains with DistributedDataParallel (gloo on CPU,
+NCCL on GPU): each process reads its own share of every epoch's batches, gradients are
+averaged, and rank 0 alone writes the run directory.
 """
 
 from __future__ import annotations
@@ -30,22 +32,28 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from omegaconf import DictConfig, OmegaConf
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from weightspace.checkpoint import checkpoint_payload, load_trained
 from weightspace.data import Augment
+from weightspace.data.arch_batches import ArchBatchSampler, ArchDataset
 from weightspace.nn import WeightSpaceModel
 from weightspace.tasks import make_task
 from weightspace.zoo import Zoo
 
 
-def choose_arch(zoo: Zoo, arch: str | None) -> str:
-    """``arch``, or the zoo's architecture with the most models."""
+def choose_archs(zoo: Zoo, arch: str | None) -> list[str]:
+    """``[arch]``; every architecture for ``"all"``; by default the one with the most models."""
+    if arch == "all":
+        return list(zoo.archs)
     if arch:
-        return arch
+        if arch not in zoo.archs:
+            raise KeyError(f"no architecture {arch!r} in {zoo.paths[0]} (config key data.arch); "
+                           f"it has {zoo.archs}, or 'all'")
+        return [arch]
     counts = {a: int((zoo.metadata()["arch"] == a).sum()) for a in zoo.archs}
-    return max(counts, key=counts.get)
+    return [max(counts, key=counts.get)]
 
 
 def _device(name: str, local_rank: int = 0) -> torch.device:
@@ -70,11 +78,12 @@ def _collate(items):
     return tuple(torch.stack(c) for c in zip(*items, strict=True))
 
 
-def splits(cfg: DictConfig, zoo: Zoo, arch: str) -> dict:
+def splits(cfg: DictConfig, zoo: Zoo, archs: list[str]) -> dict[str, ArchDataset]:
     d = cfg.data
     where = OmegaConf.to_container(d.where) if d.get("where") else None
-    sets = {s: zoo.dataset(s, target=cfg.task.target, arch=arch, fractions=tuple(d.fractions),
-                           seed=d.split_seed, buffers=True, where=where)
+    sets = {s: ArchDataset([zoo.dataset(s, target=cfg.task.target, arch=a,
+                                        fractions=tuple(d.fractions), seed=d.split_seed,
+                                        buffers=True, where=where) for a in archs])
             for s in ("train", "val", "test")}
     if min(len(v) for v in sets.values()) == 0:
         raise ValueError(f"{d.zoo}: a split is empty ({ {k: len(v) for k, v in sets.items()} })"
@@ -87,10 +96,10 @@ def evaluate_split(model, task, loader, device, amp) -> tuple[dict, np.ndarray, 
     model.eval()
     records, ys = [], []
     with torch.no_grad():
-        for vecs, buffers, y in loader:
+        for vecs, buffers, y, arch in loader:
             vecs, buffers = vecs.to(device), buffers.to(device)
             with torch.autocast(device.type, enabled=amp):
-                out = model(vecs, buffers)
+                out = model(vecs, buffers, int(arch[0]))
             records.append(task.record(out.float(), vecs, buffers, y.to(device)).cpu())
             ys.append(y)
     records, ys = torch.cat(records).numpy(), torch.cat(ys).numpy()
@@ -112,20 +121,22 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
     torch.manual_seed(t.seed)
     amp = bool(t.amp) and device.type == "cuda"
     zoo = Zoo(d.zoo)
-    arch = choose_arch(zoo, d.arch)
-    spec = zoo.spec(arch)
-    task = make_task(cfg.task, zoo.recipe, arch)
-    sets = splits(cfg, zoo, arch)
+    archs = choose_archs(zoo, d.arch)
+    specs = [zoo.spec(a) for a in archs]
+    task = make_task(cfg.task, zoo.recipe, archs)
+    sets = splits(cfg, zoo, archs)
     task.fit(sets["train"].targets)
-    model = WeightSpaceModel.from_config(cfg.model, spec, task.out_dim(), task.equivariant)
-    model.fit_normalization(torch.from_numpy(zoo.params(sets["train"].indices)))
+    model = WeightSpaceModel.from_config(cfg.model, specs, task.out_dim(), task.equivariant)
+    model.fit_normalization(torch.cat([torch.from_numpy(zoo.params(part.indices))
+                                       for part in sets["train"].parts]))
     model = model.to(device)
     a = cfg.get("augment", {})
     if a.get("mixup", 0) and task.equivariant:
         raise ValueError(f"augment.mixup mixes targets; task {task.name!r} has none to mix")
-    augment = Augment(spec, a.get("symmetries", False), a.get("noise", 0.0),
-                      a.get("dropout", 0.0), a.get("mixup", 0.0), a.get("mixup_permute", False),
-                      torch.Generator().manual_seed(t.seed + 1000 * rank))
+    generator = torch.Generator().manual_seed(t.seed + 1000 * rank)
+    augments = [Augment(spec, a.get("symmetries", False), a.get("noise", 0.0),
+                        a.get("dropout", 0.0), a.get("mixup", 0.0), a.get("mixup_permute", False),
+                        generator) for spec in specs]
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
     scaler = torch.amp.GradScaler(device.type, enabled=amp)
 
@@ -141,28 +152,25 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
         trained = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
 
-    sampler = (DistributedSampler(sets["train"], world, rank, shuffle=True, seed=t.seed)
-               if world > 1 else None)
-    loaders = {s: DataLoader(ds, batch_size=t.batch_size, collate_fn=_collate,
-                             shuffle=(s == "train" and sampler is None),
-                             sampler=sampler if s == "train" else None,
-                             generator=torch.Generator().manual_seed(t.seed),
-                             num_workers=t.num_workers)
-               for s, ds in sets.items()}
+    samplers = {s: ArchBatchSampler(ds.sizes, t.batch_size, shuffle=(s == "train"), seed=t.seed,
+                                    rank=rank if s == "train" else 0,
+                                    world=world if s == "train" else 1)
+                for s, ds in sets.items()}
+    loaders = {s: DataLoader(ds, batch_sampler=samplers[s], collate_fn=_collate,
+                             num_workers=t.num_workers) for s, ds in sets.items()}
     board = _board(out) if main else None
     bar = tqdm(range(start_epoch, t.epochs + 1), desc=f"{cfg.model.name} {task.name}",
                unit="epoch", disable=not (t.progress and main), initial=start_epoch - 1,
                total=t.epochs)
     for epoch in bar:
-        if sampler is not None:
-            sampler.set_epoch(epoch)
+        samplers["train"].set_epoch(epoch)
         trained.train()
         losses, begin = [], time.perf_counter()
-        for vecs, buffers, y in loaders["train"]:
-            vecs, buffers, y = vecs.to(device), buffers.to(device), y.to(device)
-            vecs, buffers, target = augment(vecs, buffers, task.encode(y))
+        for vecs, buffers, y, arch in loaders["train"]:
+            vecs, buffers, y, arch = vecs.to(device), buffers.to(device), y.to(device), int(arch[0])
+            vecs, buffers, target = augments[arch](vecs, buffers, task.encode(y))
             with torch.autocast(device.type, enabled=amp):
-                loss = task.loss(trained(vecs, buffers), vecs, buffers, target)
+                loss = task.loss(trained(vecs, buffers, arch), vecs, buffers, target)
             opt.zero_grad()
             scaler.scale(loss).backward()
             scaler.step(opt)
@@ -176,7 +184,7 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
         improved = task.better(val[task.score], best)
         best = val[task.score] if improved else best
         if main:
-            payload = checkpoint_payload(model, task, spec, cfg, zoo.recipe, epoch)
+            payload = checkpoint_payload(model, task, cfg, zoo.recipe, epoch)
             if improved:
                 torch.save(payload, out / "best.pt")
             torch.save({**payload, "optimizer": opt.state_dict(), "best": best,
@@ -193,7 +201,7 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
     results = {}
     for split in ("val", "test"):
         results[split], records, ys = evaluate_split(model, task, loaders[split], device, amp)
-    results.update(model=cfg.model.name, task=task.name, arch=arch, world_size=world)
+    results.update(model=cfg.model.name, task=task.name, archs=archs, world_size=world)
     if main:
         _write_history(out / "metrics.csv", history)
         for k, v in results["test"].items():
@@ -216,11 +224,14 @@ def evaluate(ckpt: str | Path, split: str = "test", zoo: str | None = None,
     if zoo is not None:
         cfg.data.zoo = zoo
     z = Zoo(cfg.data.zoo)
-    if trained.spec.id not in z.archs:
-        raise ValueError(f"{cfg.data.zoo} holds no networks of architecture {trained.spec.id}, "
-                         f"the one the metanetwork was trained on")
-    ds = splits(cfg, z, trained.spec.id)[split]
-    loader = DataLoader(ds, batch_size=cfg.trainer.batch_size, collate_fn=_collate)
+    archs = [s.id for s in trained.specs]
+    missing = sorted(set(archs) - set(z.archs))
+    if missing:
+        raise ValueError(f"{cfg.data.zoo} holds no networks of architectures {missing}, which "
+                         f"the metanetwork was trained on")
+    ds = splits(cfg, z, archs)[split]
+    loader = DataLoader(ds, batch_sampler=ArchBatchSampler(ds.sizes, cfg.trainer.batch_size),
+                        collate_fn=_collate)
     dev = next(trained.model.parameters()).device
     metrics, _, _ = evaluate_split(trained.model, trained.task, loader, dev, False)
     return metrics

@@ -1,6 +1,7 @@
 """``WeightSpaceModel``: a metanetwork with its input adapter, chosen by name.
 
-Takes flat weights ``vecs [B, P]`` (and buffers ``[B, Q]``) of one architecture and returns
+Takes flat weights ``vecs [B, P]`` (and buffers ``[B, Q]``) of one of its architectures
+(``specs``; ``arch`` says which) and returns
 ``[B, out_dim]`` (an invariant prediction) or, with ``equivariant=True``, an edit
 ``delta [B, P]`` in the spec's layout, scaled by a learned scalar that starts at ``edit_scale``
 (so that a fresh model barely moves the weights it edits). The metanetwork is one of
@@ -10,9 +11,15 @@ Takes flat weights ``vecs [B, P]`` (and buffers ``[B, Q]``) of one architecture 
 - ``statnn``: :class:`~weightspace.nn.baselines.StatNN` (invariant only);
 - ``np``: :class:`~weightspace.nn.baselines.NPNetwork` (MLP and CNN weight spaces);
 - ``mlp``: :class:`~weightspace.nn.baselines.FlatMLP` on the raw flat vector.
+
+The GMN reads any mix of architectures (with one edge-feature width); the other models need
+one flat layout, which several specs share when they differ only in what the graph sees
+beyond the weights (e.g. the activation: the Small CNN Zoo's ReLU and tanh networks).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -26,10 +33,20 @@ MODELS = ("gmn", "statnn", "np", "mlp")
 
 
 class WeightSpaceModel(nn.Module):
-    def __init__(self, name: str, spec: GraphSpec, out_dim: int = 1, equivariant: bool = False,
-                 hidden: int = 64, layers: int = 4, fourier: int = 0, edit_scale: float = 0.01):
+    def __init__(self, name: str, specs: GraphSpec | Sequence[GraphSpec], out_dim: int = 1,
+                 equivariant: bool = False, hidden: int = 64, layers: int = 4, fourier: int = 0,
+                 edit_scale: float = 0.01):
         super().__init__()
-        self.name, self.spec, self.equivariant = name, spec, equivariant
+        self.specs = [specs] if isinstance(specs, GraphSpec) else list(specs)
+        spec = self.spec = self.specs[0]
+        self.name, self.equivariant = name, equivariant
+        if name == "gmn":
+            widths = {s.id: s.num_edge_features for s in self.specs}
+            if len(set(widths.values())) > 1:
+                raise ValueError(f"one GMN reads one edge-feature width; the architectures have "
+                                 f"{widths}")
+        elif len(self.specs) > 1:
+            _check_one_layout(name, self.specs)
         out = spec.num_params if equivariant else out_dim
         if name == "gmn":
             self.net = GraphMetaNetwork(spec.num_edge_features, hidden, layers,
@@ -49,9 +66,10 @@ class WeightSpaceModel(nn.Module):
         self.scale = nn.Parameter(torch.tensor(float(edit_scale))) if equivariant else None
 
     @classmethod
-    def from_config(cls, cfg, spec: GraphSpec, out_dim: int = 1, equivariant: bool = False):
+    def from_config(cls, cfg, specs: GraphSpec | Sequence[GraphSpec], out_dim: int = 1,
+                    equivariant: bool = False):
         """From a ``model`` config group (``name``, ``hidden``, ``layers``, ...)."""
-        return cls(cfg.name, spec, out_dim, equivariant, cfg.get("hidden", 64),
+        return cls(cfg.name, specs, out_dim, equivariant, cfg.get("hidden", 64),
                    cfg.get("layers", 4), cfg.get("fourier", 0), cfg.get("edit_scale", 0.01))
 
     def fit_normalization(self, vecs: Tensor):
@@ -59,16 +77,38 @@ class WeightSpaceModel(nn.Module):
         if hasattr(self.net, "fit_normalization"):
             self.net.fit_normalization(vecs)
 
+    def arch_of(self, spec_id: str) -> int:
+        """The position of architecture ``spec_id`` among the model's (for ``forward``)."""
+        for i, s in enumerate(self.specs):
+            if s.id == spec_id:
+                return i
+        raise KeyError(f"the metanetwork was trained on architectures "
+                       f"{[s.id for s in self.specs]}, not {spec_id}")
+
     def _batcher(self, device: torch.device) -> GraphBatcher:
         key = str(device)
         if key not in self._batchers:
-            self._batchers[key] = GraphBatcher(self.spec, device)
+            self._batchers[key] = GraphBatcher(self.specs, device)
         return self._batchers[key]
 
-    def forward(self, vecs: Tensor, buffers: Tensor | None = None) -> Tensor:
+    def forward(self, vecs: Tensor, buffers: Tensor | None = None, arch: int = 0) -> Tensor:
+        """``vecs`` (and ``buffers``) of networks of architecture ``self.specs[arch]``."""
         if self.name == "gmn":
-            out = self.net(self._batcher(vecs.device)(vecs, buffers))
-            result = self.net.weight_delta(self.spec, out) if self.equivariant else out.graph
+            spec = self.specs[int(arch)]
+            out = self.net(self._batcher(vecs.device)(vecs, buffers, spec_id=spec.id))
+            result = self.net.weight_delta(spec, out) if self.equivariant else out.graph
         else:
             result = self.net(vecs)
         return result * self.scale if self.equivariant else result
+
+
+def _check_one_layout(name: str, specs: Sequence[GraphSpec]):
+    def layout(s):
+        return [(t.name, t.shape) for t in s.params.slots]
+
+    first = specs[0]
+    for s in specs[1:]:
+        if layout(s) != layout(first):
+            raise ValueError(f"model {name!r} reads one flat weight layout, but architectures "
+                             f"{first.id} and {s.id} differ in their parameters; train the gmn, "
+                             f"or pick one architecture with data.arch=")

@@ -31,7 +31,7 @@ EDITS = {
 class EditINR(Task):
     name, score, maximize, equivariant = "edit", "mse", False, True
 
-    def __init__(self, recipe: dict, arch: str, op: str = "dilate"):
+    def __init__(self, recipe: dict, archs: list[str], op: str = "dilate"):
         """``recipe``: the zoo's recipe config (``Zoo.recipe``), which names the SIREN."""
         from model_zoo.nets import SIREN
         from model_zoo.recipes.digits_inr import digit_images, pixel_grid
@@ -43,8 +43,8 @@ class EditINR(Task):
             raise KeyError(f"unknown edit {op!r} (config key task.op); known: {sorted(EDITS)}")
         self.op = op
         self.inr = SIREN(2, tuple(recipe["hidden"]), 1, w0=recipe["w0"]).eval()
-        if GraphSpec.from_module(self.inr).id != arch:
-            raise ValueError(f"architecture {arch} is not the recipe's SIREN "
+        if list(archs) != [GraphSpec.from_module(self.inr).id]:
+            raise ValueError(f"architectures {list(archs)} are not the recipe's one SIREN "
                              f"{GraphSpec.from_module(self.inr).id}")
         images = digit_images()[0]
         side = int(images.shape[1] ** 0.5)
