@@ -127,8 +127,8 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
     sets = splits(cfg, zoo, archs)
     task.fit(sets["train"].targets)
     model = WeightSpaceModel.from_config(cfg.model, specs, task.out_dim(), task.equivariant)
-    model.fit_normalization(torch.cat([torch.from_numpy(zoo.params(part.indices))
-                                       for part in sets["train"].parts]))
+    model.fit_normalization([torch.from_numpy(zoo.params(part.indices))
+                             for part in sets["train"].parts])
     model = model.to(device)
     a = cfg.get("augment", {})
     if a.get("mixup", 0) and task.equivariant:

@@ -40,6 +40,11 @@ class FourierFeatures(nn.Module):
 class IdEmbedding(nn.Embedding):
     """An embedding of ids ``-1 .. num - 2``; larger ids share the last row."""
 
+    def reset_parameters(self):
+        # small next to the encoded weight values, so that at initialisation node and edge
+        # states differ between networks by more than by their ids (N(0, 1) rows drowned them)
+        nn.init.normal_(self.weight, std=0.1)
+
     def forward(self, ids: Tensor) -> Tensor:
         return super().forward((ids + 1).clamp(0, self.num_embeddings - 1))
 

@@ -3,8 +3,15 @@
 Takes flat weights ``vecs [B, P]`` (and buffers ``[B, Q]``) of one of its architectures
 (``specs``; ``arch`` says which) and returns
 ``[B, out_dim]`` (an invariant prediction) or, with ``equivariant=True``, an edit
-``delta [B, P]`` in the spec's layout, scaled by a learned scalar that starts at ``edit_scale``
-(so that a fresh model barely moves the weights it edits). The metanetwork is one of
+``delta [B, P]`` in the spec's layout.
+
+Weight tensors of one network differ in scale by orders of magnitude (a SIREN's first layer
+against its hidden ones, which ``w0 = 30`` shrinks), so :meth:`fit_normalization` records each
+tensor's standard deviation ``sigma_T`` over the training networks. The GMN reads ``w / sigma_T``
+(a per-tensor constant keeps every symmetry), and every model's edit is
+``delta = s * sigma_T * out``, with ``s`` a learned scalar that starts at ``edit_scale`` (so
+that a fresh model barely moves the weights it edits, each tensor in its own units). The
+metanetwork is one of
 
 - ``gmn``: :class:`~weightspace.nn.GraphMetaNetwork` on the parameter graphs (batched on the
   inputs' device by :class:`~weightspace.data.GraphBatcher`);
@@ -64,6 +71,8 @@ class WeightSpaceModel(nn.Module):
         else:
             raise KeyError(f"unknown model {name!r} (config key model.name); known: {MODELS}")
         self.scale = nn.Parameter(torch.tensor(float(edit_scale))) if equivariant else None
+        for i, s in enumerate(self.specs):  # sigma_T of each coordinate's tensor, per arch
+            self.register_buffer(f"tensor_std_{i}", torch.ones(s.num_params))
 
     @classmethod
     def from_config(cls, cfg, specs: GraphSpec | Sequence[GraphSpec], out_dim: int = 1,
@@ -72,10 +81,22 @@ class WeightSpaceModel(nn.Module):
         return cls(cfg.name, specs, out_dim, equivariant, cfg.get("hidden", 64),
                    cfg.get("layers", 4), cfg.get("fourier", 0), cfg.get("edit_scale", 0.01))
 
-    def fit_normalization(self, vecs: Tensor):
-        """Input statistics of the training weights (the baselines standardise their inputs)."""
-        if hasattr(self.net, "fit_normalization"):
-            self.net.fit_normalization(vecs)
+    @torch.no_grad()
+    def fit_normalization(self, vecs_per_arch: Sequence[Tensor]):
+        """Statistics of the training weights, ``[N_a, P_a]`` for each architecture: the
+        per-tensor scales, and what the baselines standardise their inputs with."""
+        if len(vecs_per_arch) != len(self.specs):
+            raise ValueError(f"expected training weights of {len(self.specs)} architectures, "
+                             f"got {len(vecs_per_arch)}")
+        for i, (spec, vecs) in enumerate(zip(self.specs, vecs_per_arch, strict=True)):
+            std = getattr(self, f"tensor_std_{i}")
+            if vecs.shape[0] * vecs.shape[1] < 2:
+                continue
+            for slot in spec.params.slots:
+                w = vecs[:, slot.offset : slot.stop].to(std)
+                std[slot.offset : slot.stop] = w.std().clamp_min(1e-8) if w.numel() > 1 else 1.0
+        if hasattr(self.net, "fit_normalization"):  # the flat models: one layout (checked)
+            self.net.fit_normalization(torch.cat(list(vecs_per_arch)))
 
     def arch_of(self, spec_id: str) -> int:
         """The position of architecture ``spec_id`` among the model's (for ``forward``)."""
@@ -93,13 +114,14 @@ class WeightSpaceModel(nn.Module):
 
     def forward(self, vecs: Tensor, buffers: Tensor | None = None, arch: int = 0) -> Tensor:
         """``vecs`` (and ``buffers``) of networks of architecture ``self.specs[arch]``."""
+        std = getattr(self, f"tensor_std_{int(arch)}")
         if self.name == "gmn":
             spec = self.specs[int(arch)]
-            out = self.net(self._batcher(vecs.device)(vecs, buffers, spec_id=spec.id))
+            out = self.net(self._batcher(vecs.device)(vecs / std, buffers, spec_id=spec.id))
             result = self.net.weight_delta(spec, out) if self.equivariant else out.graph
         else:
             result = self.net(vecs)
-        return result * self.scale if self.equivariant else result
+        return result * (self.scale * std) if self.equivariant else result
 
 
 def _check_one_layout(name: str, specs: Sequence[GraphSpec]):
