@@ -24,8 +24,9 @@ def test_statistics_are_the_tensors_statistics():
     assert f.numel() == 7 * len(spec.params.slots)
 
 
-def test_statnn_is_invariant_to_permutations():
-    models = [build("resnet_blocks", s) for s in range(4)]
+@pytest.mark.parametrize("name", ["resnet_blocks", "small_cnn", "tiny_vit"])
+def test_statnn_is_invariant_to_permutations(name):
+    models = [build(name, s) for s in range(4)]
     spec = ws.GraphSpec.from_module(models[0])
     vecs = torch.stack([spec.flatten(m) for m in models])
     net = StatNN(spec, hidden=16)

@@ -1,0 +1,61 @@
+"""WeightSpaceModel: the metanetworks behind their input adapter keep the symmetries, with the
+per-tensor scales fitted; edits come out in each tensor's own units."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import weightspace as ws
+from tests.conftest import build
+from weightspace.graph import sample_symmetries
+from weightspace.nn import WeightSpaceModel
+
+
+def batch_of(name, n=4):
+    models = [build(name, s) for s in range(n)]
+    spec = ws.GraphSpec.from_module(models[0])
+    vecs = torch.stack([spec.flatten(m) for m in models])
+    bufs = torch.stack([spec.flatten_buffers(m) for m in models]) if len(spec.buffers) else None
+    return spec, vecs, bufs
+
+
+@pytest.mark.parametrize("model,name", [("gmn", "small_cnn"), ("gmn", "resnet_blocks"),
+                                        ("gmn", "siren"), ("np", "small_cnn"),
+                                        ("statnn", "tiny_vit")])
+def test_invariant_predictions_and_equivariant_edits(model, name):
+    spec, vecs, bufs = batch_of(name)
+    t = sample_symmetries(spec, vecs.shape[0], torch.Generator().manual_seed(3), sign=False,
+                          scale=False)
+    moved, moved_bufs = t(vecs), None if bufs is None else t.buffers(bufs)
+    torch.manual_seed(0)
+    inv = WeightSpaceModel(model, spec, out_dim=3, hidden=16, layers=2).eval()
+    inv.fit_normalization([vecs * 3])  # scales other than 1, as after fitting on a zoo
+    with torch.no_grad():
+        torch.testing.assert_close(inv(moved, moved_bufs), inv(vecs, bufs), rtol=1e-4,
+                                   atol=1e-5)
+    if model == "statnn":
+        with pytest.raises(ValueError, match="cannot output edits"):
+            WeightSpaceModel(model, spec, equivariant=True)
+        return
+    eq = WeightSpaceModel(model, spec, equivariant=True, hidden=16, layers=2).eval()
+    eq.fit_normalization([vecs * 3])
+    with torch.no_grad():
+        delta = eq(vecs, bufs)
+        torch.testing.assert_close(eq(moved, moved_bufs), t(delta), rtol=1e-4, atol=1e-6)
+
+
+def test_edits_come_in_each_tensors_units():
+    spec, vecs, _ = batch_of("siren")
+    model = WeightSpaceModel("mlp", spec, equivariant=True, hidden=8, layers=2, edit_scale=1.0)
+    model.fit_normalization([vecs])
+    with torch.no_grad():
+        model.net.mlp[-1].weight.zero_()
+        model.net.mlp[-1].bias.fill_(1.0)  # the raw output is 1 everywhere
+        delta = model(vecs)[0]
+    for slot in spec.params.slots:
+        expected = vecs[:, slot.offset : slot.stop].std()
+        torch.testing.assert_close(delta[slot.offset : slot.stop],
+                                   expected.expand(slot.numel))
+    with pytest.raises(ValueError, match="of 1 architectures, got 2"):
+        model.fit_normalization([vecs, vecs])
