@@ -10,7 +10,10 @@ import time
 
 import numpy as np
 import pytest
+import torch
+from omegaconf import OmegaConf
 
+import weightspace as ws
 from model_zoo.app import build_from_config, compose
 from tests.zoo.conftest import TINY_MLP
 from weightspace.cli import main as cli
@@ -215,3 +218,19 @@ def test_hydra_multirun_ranks_with_the_joblib_launcher(tmp_path):
                    check=True, capture_output=True)
     assert path.exists() and not shard_dir(path).exists()
     assert sorted(Zoo(path).metadata()["run_id"]) == list(range(6))
+
+
+def test_digits_inr_shared_initialisation(tmp_path):
+    """With shared_init_seed every INR starts from one initialisation; without, each its own."""
+    from model_zoo.recipes import RECIPES
+
+    cfg = OmegaConf.to_container(compose(["zoo=digits_inr"]).zoo)
+    shared = RECIPES["digits_inr"]({**cfg, "shared_init_seed": 5})
+    own = RECIPES["digits_inr"](cfg)
+    runs = [shared.run(i, 0) for i in range(2)]
+    a, b = (ws.GraphSpec.from_module(m).flatten(m) for m in map(shared.build, runs))
+    assert torch.equal(a, b)
+    c, d = (ws.GraphSpec.from_module(m).flatten(m) for m in map(own.build, runs))
+    assert not torch.equal(c, d)
+    with pytest.raises(ValueError, match="copies"):
+        RECIPES["digits_inr"]({**cfg, "shared_init_seed": 5, "copies": 2}).build(runs[0])
