@@ -6,18 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-import weightspace as ws
-from tests.conftest import build
+from tests.nn.test_gmn import batch_of
 from weightspace.graph import sample_symmetries
 from weightspace.nn import WeightSpaceModel
-
-
-def batch_of(name, n=4):
-    models = [build(name, s) for s in range(n)]
-    spec = ws.GraphSpec.from_module(models[0])
-    vecs = torch.stack([spec.flatten(m) for m in models])
-    bufs = torch.stack([spec.flatten_buffers(m) for m in models]) if len(spec.buffers) else None
-    return spec, vecs, bufs
 
 
 @pytest.mark.parametrize("model,name", [("gmn", "small_cnn"), ("gmn", "resnet_blocks"),
