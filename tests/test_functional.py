@@ -131,7 +131,14 @@ def test_bad_input_is_named():
         batched_forward(model, {name: torch.zeros(B, 2, 2)}, x)
     bad = vecs.clone()
     bad[1, 0] = float("nan")
-    with pytest.raises(ValueError, match="NaN"):
+    with pytest.raises(ValueError, match=f"{name}.*NaN"):
         batched_forward(model, bad, x)
+    inf = vecs.clone()
+    inf[0, -1] = -float("inf")
+    with pytest.raises(ValueError, match=GraphSpec.from_module(model).params.slots[-1].name):
+        batched_forward(model, inf, x)
+    # huge but finite weights overflow the quick summed check; the exact check lets them pass
+    huge = torch.full_like(vecs, 3e38)
+    assert batched_forward(model, huge, x).shape[0] == B
     with pytest.raises(TypeError):
         batched_forward(model, [vecs], x)

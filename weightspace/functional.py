@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from weightspace.errors import SpecMismatchError
-from weightspace.graph.spec import GraphSpec
+from weightspace.graph.layout import buffer_layout, parameter_layout
 
 
 def _as_dict(module: nn.Module, values, what: str, layout_of) -> dict[str, Tensor]:
@@ -34,14 +34,17 @@ def _as_dict(module: nn.Module, values, what: str, layout_of) -> dict[str, Tenso
         if values.dim() != 2:
             raise SpecMismatchError(f"flat {what} must be a [B, N] matrix, got shape "
                                     f"{list(values.shape)}")
-        layout = layout_of(GraphSpec.from_module(module))
+        layout = layout_of(module)
         if values.shape[1] != len(layout):
             raise SpecMismatchError(f"flat {what} have {values.shape[1]} entries per row, the "
                                     f"module's layout has {len(layout)}")
         # views into the matrix (no copy for a matching dtype; gradients reach ``values``), in
-        # each tensor's own dtype: buffer rows are float64, counters are integers
-        return {s.name: values[:, s.offset : s.stop].view(-1, *s.shape).to(getattr(torch, s.dtype))
-                for s in layout.slots}
+        # each tensor's own dtype: buffer rows are float64, counters are integers. The slots
+        # tile the row in order, so one split makes them all (its backward is one concatenation,
+        # not one zero-filled [B, N] gradient per slice)
+        parts = values.split([s.numel for s in layout.slots], dim=1)
+        return {s.name: part.view(-1, *s.shape).to(getattr(torch, s.dtype))
+                for s, part in zip(layout.slots, parts, strict=True)}
     if isinstance(values, Mapping):
         return dict(values)
     raise TypeError(f"{what} must be a [B, N] tensor or a dict name -> [B, *shape], got "
@@ -59,6 +62,18 @@ def _check_names(batched: dict[str, Tensor], own: dict[str, Tensor], what: str):
         if v.shape[1:] != own[name].shape:
             raise SpecMismatchError(f"{what} {name!r}: got [B, {', '.join(map(str, v.shape[1:]))}]"
                                     f", the module's is {list(own[name].shape)}")
+
+
+def _check_finite(params: dict[str, Tensor]):
+    """A ``ValueError`` naming the first tensor that holds NaN or inf. One reduction and one
+    device sync for all tensors (NaN and inf survive a sum); the per-tensor search runs only
+    when that sum is not finite."""
+    floats = [(n, t.detach()) for n, t in params.items() if t.is_floating_point()]
+    if not floats or torch.isfinite(torch.stack([t.sum().float() for _, t in floats]).sum()):
+        return
+    for name, t in floats:
+        if not torch.isfinite(t).all():
+            raise ValueError(f"parameter {name!r} holds NaN or inf values")
 
 
 @contextlib.contextmanager
@@ -113,17 +128,15 @@ def batched_forward(module: nn.Module, params: Tensor | Mapping[str, Tensor], x,
     """
     own_params = dict(module.named_parameters())
     own_buffers = dict(module.named_buffers())
-    p = _as_dict(module, params, "parameters", lambda s: s.params)
+    p = _as_dict(module, params, "parameters", parameter_layout)
     _check_names(p, own_params, "parameter")
-    b = {} if buffers is None else _as_dict(module, buffers, "buffers", lambda s: s.buffers)
+    b = {} if buffers is None else _as_dict(module, buffers, "buffers", buffer_layout)
     _check_names(b, own_buffers, "buffer")
     sizes = {v.shape[0] for v in (*p.values(), *b.values())}
     if len(sizes) != 1:
         raise ValueError(f"parameters and buffers disagree on the number of weight sets: "
                          f"{sorted(sizes)}" if sizes else "no batched parameters given")
-    for name, t in p.items():
-        if t.is_floating_point() and not torch.isfinite(t).all():
-            raise ValueError(f"parameter {name!r} holds NaN or inf values")
+    _check_finite(p)
     shared = {k: v for k, v in {**own_params, **own_buffers}.items() if k not in p and k not in b}
     if train:  # running statistics are neither read nor written in train mode
         for name in _running_stat_names(module):

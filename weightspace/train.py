@@ -21,7 +21,6 @@ averaged, and rank 0 alone writes the run directory.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -39,6 +38,13 @@ from weightspace.checkpoint import checkpoint_payload, load_trained
 from weightspace.data import Augment
 from weightspace.data.arch_batches import ArchBatchSampler, ArchDataset
 from weightspace.nn import WeightSpaceModel
+from weightspace.runs import (
+    make_optimizer,
+    plot_learning_curves,
+    resolve_device,
+    tensorboard_writer,
+    write_history,
+)
 from weightspace.tasks import make_task
 from weightspace.zoo import Zoo
 
@@ -56,19 +62,11 @@ def choose_archs(zoo: Zoo, arch: str | None) -> list[str]:
     return [max(counts, key=counts.get)]
 
 
-def _device(name: str, local_rank: int = 0) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and torch.cuda.device_count() > 1:
-        return torch.device("cuda", local_rank)
-    return torch.device(name)
-
-
 def _distributed(device_name: str) -> tuple[int, int, torch.device]:
     """``(rank, world size, device)``; joins torchrun's process group when launched by it."""
     world = int(os.environ.get("WORLD_SIZE", 1))
     local = int(os.environ.get("LOCAL_RANK", 0))
-    device = _device(device_name, local)
+    device = resolve_device(device_name, local)
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return (dist.get_rank() if world > 1 else 0), world, device
@@ -108,6 +106,10 @@ def evaluate_split(model, task, loader, device, amp) -> tuple[dict, np.ndarray, 
 
 def run(cfg: DictConfig, out_dir: str | Path) -> dict:
     """Train (or resume), evaluate, write the run directory; returns ``metrics.json``'s dict."""
+    if str(cfg.task.name).startswith("hyper"):  # a hypernetwork: no zoo, its own loop
+        from weightspace.hyper.train import run_hyper
+
+        return run_hyper(cfg, out_dir)
     t, d = cfg.trainer, cfg.data
     rank, world, device = _distributed(t.device)
     if world > 1:  # every rank writes where rank 0 does (Hydra's time-stamped dirs may differ)
@@ -137,7 +139,7 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
     augments = [Augment(spec, a.get("symmetries", False), a.get("noise", 0.0),
                         a.get("dropout", 0.0), a.get("mixup", 0.0), a.get("mixup_permute", False),
                         generator) for spec in specs]
-    opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    opt = make_optimizer(model.parameters(), t)
     scaler = torch.amp.GradScaler(device.type, enabled=amp)
 
     start_epoch, best, history = 1, math.nan, []
@@ -158,7 +160,7 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
                 for s, ds in sets.items()}
     loaders = {s: DataLoader(ds, batch_sampler=samplers[s], collate_fn=_collate,
                              num_workers=t.num_workers) for s, ds in sets.items()}
-    board = _board(out) if main else None
+    board = tensorboard_writer(out) if main else None
     bar = tqdm(range(start_epoch, t.epochs + 1), desc=f"{cfg.model.name} {task.name}",
                unit="epoch", disable=not (t.progress and main), initial=start_epoch - 1,
                total=t.epochs)
@@ -203,11 +205,11 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
         results[split], records, ys = evaluate_split(model, task, loaders[split], device, amp)
     results.update(model=cfg.model.name, task=task.name, archs=archs, world_size=world)
     if main:
-        _write_history(out / "metrics.csv", history)
+        write_history(out / "metrics.csv", history)
         for k, v in results["test"].items():
             board.add_scalar(f"test/{k}", v, t.epochs)
         board.close()
-        _plot_curves(out, history, task.score)
+        plot_learning_curves(out, history, task.score)
         task.plot(out, records, ys)
         (out / "metrics.json").write_text(json.dumps(results, indent=2))
     if world > 1:
@@ -219,7 +221,7 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
 def evaluate(ckpt: str | Path, split: str = "test", zoo: str | None = None,
              device: str = "auto") -> dict:
     """A trained metanetwork's metrics on one split of its zoo (or of ``zoo``, same arch)."""
-    trained = load_trained(ckpt, _device(device))
+    trained = load_trained(ckpt, resolve_device(device))
     cfg = trained.config
     if zoo is not None:
         cfg.data.zoo = zoo
@@ -235,37 +237,3 @@ def evaluate(ckpt: str | Path, split: str = "test", zoo: str | None = None,
     dev = next(trained.model.parameters()).device
     metrics, _, _ = evaluate_split(trained.model, trained.task, loader, dev, False)
     return metrics
-
-
-def _board(out: Path):
-    from torch.utils.tensorboard import SummaryWriter
-
-    return SummaryWriter(str(out / "tensorboard"))
-
-
-def _write_history(path: Path, history: list[dict]):
-    if not history:
-        return
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(history[0]))
-        w.writeheader()
-        w.writerows(history)
-
-
-def _plot_curves(out: Path, history: list[dict], score: str):
-    if not history:
-        return
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(1, 2, figsize=(9, 3.5))
-    epochs = [h["epoch"] for h in history]
-    ax[0].plot(epochs, [h["train_loss"] for h in history])
-    ax[0].set(xlabel="epoch", ylabel="train loss", yscale="log")
-    ax[1].plot(epochs, [h[f"val_{score}"] for h in history])
-    ax[1].set(xlabel="epoch", ylabel=f"validation {score}")
-    fig.tight_layout()
-    fig.savefig(out / "learning_curves.png", dpi=120)
-    plt.close(fig)

@@ -128,6 +128,19 @@ class FlatLayout:
         return cls([TensorSlot.from_dict(d) for d in items], what)
 
 
+def parameter_layout(model: nn.Module) -> FlatLayout:
+    """The flat layout of ``model``'s parameters: ``named_parameters()`` order."""
+    return FlatLayout.from_tensors(list(model.named_parameters()), "parameter")
+
+
+def buffer_layout(model: nn.Module) -> FlatLayout:
+    """The flat layout of ``model``'s persistent buffers: what a state_dict holds (not caches a
+    module rebuilds), in ``named_buffers()`` order."""
+    state = model.state_dict(keep_vars=True)
+    return FlatLayout.from_tensors([(n, b) for n, b in model.named_buffers() if n in state],
+                                   "buffer")
+
+
 def split_state(model_or_state: nn.Module | Mapping[str, Tensor]) -> Mapping[str, Tensor]:
     """A name -> tensor mapping for a module (parameters and buffers) or a state dict."""
     if isinstance(model_or_state, nn.Module):

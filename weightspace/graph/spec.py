@@ -38,7 +38,7 @@ from weightspace.graph.blocks import (
     DiagEdges,
     materialize_edges,
 )
-from weightspace.graph.layout import FlatLayout, split_state
+from weightspace.graph.layout import FlatLayout, buffer_layout, parameter_layout, split_state
 from weightspace.graph.reader import GraphReader
 
 SPEC_FORMAT_VERSION = 1
@@ -152,10 +152,8 @@ class GraphSpec:
         blueprint = GraphReader(model, inputs).read()
         spec = cls(
             blueprint,
-            FlatLayout.from_tensors(list(model.named_parameters()), "parameter"),
-            # Persistent buffers only: what a state_dict holds (not caches a module rebuilds).
-            FlatLayout.from_tensors([(n, b) for n, b in model.named_buffers()
-                                     if n in model.state_dict()], "buffer"),
+            parameter_layout(model),
+            buffer_layout(model),
             [(list(x.shape), str(x.dtype).removeprefix("torch.")) for x in inputs],
             kernel_edges,
             canvas,

@@ -1,0 +1,197 @@
+"""Benchmark: batched weight-set evaluation, and MIP against the proportional hypernetwork.
+
+(a) ``batched_forward`` (vmap over ``functional_call``) against a Python loop calling the
+    module once per weight set, on the same ``[B, P]`` weights and inputs, forward and
+    forward + backward. Targets: the digits MLP of ``task=hyper_regularization`` and the Small
+    CNN.
+(b) ``task=hyper_regularization`` trained with a MIP hypernetwork and with the classic
+    proportional one, same seeds, same batches, with Adam and with SGD + momentum: steps until
+    the (smoothed) training loss reaches ``--target``, final loss, diverged runs; a
+    convergence plot.
+
+    python scripts/bench_hyper.py [--weight-sets 64] [--inputs 8 64 256] [--steps 600]
+        [--seeds 3] [--plot PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import time
+
+import torch
+from omegaconf import OmegaConf
+from torch.func import functional_call
+
+from model_zoo.nets import SmallCNN
+from weightspace.functional import batched_forward
+from weightspace.graph import GraphSpec
+from weightspace.hyper import HyperNetwork
+from weightspace.hyper.tasks import HyperRegularization
+from weightspace.runs import make_optimizer
+
+
+def timed(fn, repeats: int) -> float:
+    fn()  # warm-up (vmap tracing, allocator)
+    times = []
+    for _ in range(repeats):
+        begin = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - begin)
+    return statistics.median(times)
+
+
+def bench_batched(name: str, module: torch.nn.Module, x: torch.Tensor, weight_sets: int,
+                  repeats: int):
+    spec = GraphSpec.from_module(module)
+    base = spec.flatten(module)
+    flat = (base + 0.01 * torch.randn(weight_sets, base.numel())).requires_grad_(True)
+    names = spec.params
+
+    def looped():
+        return torch.stack([functional_call(module, names.unflatten(row), (x,)) for row in flat])
+
+    def batched():
+        return batched_forward(module, flat, x)
+
+    torch.testing.assert_close(batched(), looped(), rtol=1e-4, atol=1e-5)
+    for mode in ("forward", "forward+backward"):
+        def run(f, mode=mode):
+            if mode == "forward":
+                with torch.no_grad():
+                    f()
+            else:
+                f().square().mean().backward()
+                flat.grad = None
+
+        t_loop, t_batch = timed(lambda: run(looped), repeats), timed(lambda: run(batched), repeats)
+        print(f"(a) {name}, {weight_sets} weight sets x {len(x)} inputs, {mode}: "
+              f"loop {1e3 * t_loop:.1f} ms, batched {1e3 * t_batch:.1f} ms, "
+              f"ratio {t_loop / t_batch:.1f}x", flush=True)
+
+
+def smooth(values: list[float], alpha: float = 0.1) -> list[float]:
+    out, s = [], None
+    for v in values:
+        s = v if s is None or not math.isfinite(s) else (1 - alpha) * s + alpha * v
+        out.append(s)
+    return out
+
+
+def train_curve(task: HyperRegularization, mip: bool, optimizer: str, lr: float, seed: int,
+                steps: int, batch_size: int) -> list[float]:
+    torch.manual_seed(seed)
+    target = task.target()  # the same target initialisation for both variants of a seed
+    hypernet = HyperNetwork(target, 1, hidden=(64, 64), mip=mip)
+    opt = make_optimizer(hypernet.parameters(), OmegaConf.create(
+        {"optimizer": optimizer, "lr": lr, "weight_decay": 0.0, "momentum": 0.9}))
+    data_gen = torch.Generator().manual_seed(seed)  # identical batches and conditions
+    losses = []
+    while len(losses) < steps:
+        for batch in task.batches("train", batch_size, data_gen):
+            loss = task.loss(hypernet, batch, data_gen)
+            if not torch.isfinite(loss) or loss.item() > 1e4:
+                return losses + [math.inf] * (steps - len(losses))  # diverged
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+            if len(losses) == steps:
+                break
+    return losses
+
+
+def bench_mip(steps: int, seeds: int, target_loss: float, plot: str | None):
+    task = HyperRegularization("mlp", strength=0.01, conditions=8)
+    setups = {"adam": 1e-3, "sgd": 0.05}
+    curves = {}
+    for optimizer, lr in setups.items():
+        for mip in (True, False):
+            for seed in range(seeds):
+                curves[optimizer, mip, seed] = train_curve(task, mip, optimizer, lr, seed, steps,
+                                                           64)
+    print(f"(b) hyper_regularization (digits MLP 64-64-64-10, L2 strength 0.01, 8 conditions "
+          f"per step, batch 64), {steps} steps, {seeds} seeds; target loss {target_loss} "
+          f"(smoothed, EMA 0.1)")
+    print("| optimizer | lr | hypernetwork | steps to target (per seed) | final loss "
+          "(mean ± std) | diverged |")
+    print("|---|---|---|---|---|---|")
+    reached = {}
+    for optimizer, lr in setups.items():
+        for mip in (True, False):
+            runs = [curves[optimizer, mip, s] for s in range(seeds)]
+            hits = []
+            for c in runs:
+                sm = smooth(c)
+                hits.append(next((i + 1 for i, v in enumerate(sm) if v <= target_loss), None))
+            finals = [statistics.mean(c[-20:]) for c in runs if math.isfinite(c[-1])]
+            diverged = sum(not math.isfinite(c[-1]) for c in runs)
+            reached[optimizer, mip] = hits
+            final = (f"{statistics.mean(finals):.3f} ± {statistics.pstdev(finals):.3f}"
+                     if finals else "-")
+            print(f"| {optimizer} | {lr:g} | {'MIP' if mip else 'proportional'} | "
+                  f"{', '.join(str(h) if h else f'>{steps}' for h in hits)} | {final} | "
+                  f"{diverged}/{seeds} |")
+    for optimizer in setups:
+        mip_steps = [h or steps for h in reached[optimizer, True]]
+        plain_steps = [h or steps for h in reached[optimizer, False]]
+        ratio = statistics.mean(mip_steps) / statistics.mean(plain_steps)
+        bound = "" if all(reached[optimizer, False]) else " (at most: some proportional runs " \
+                                                           "never reached it)"
+        print(f"(b) {optimizer}: MIP needs {ratio:.2f}x the steps of the proportional "
+              f"hypernetwork to reach {target_loss}{bound}")
+    if plot:
+        _plot(curves, setups, seeds, steps, target_loss, plot)
+        print(f"plot: {plot}")
+
+
+def _plot(curves, setups, seeds, steps, target_loss, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(setups), figsize=(5 * len(setups), 3.6), squeeze=False)
+    for ax, (optimizer, lr) in zip(axes[0], setups.items(), strict=True):
+        for mip, color in ((True, "tab:blue"), (False, "tab:orange")):
+            for seed in range(seeds):
+                sm = smooth(curves[optimizer, mip, seed])
+                ax.plot(range(1, len(sm) + 1), sm, color=color, alpha=0.8, lw=1,
+                        label=("MIP" if mip else "proportional") if seed == 0 else None)
+        ax.axhline(target_loss, color="gray", ls="--", lw=0.8, label="target")
+        ax.set(xlabel="step", ylabel="training loss (EMA)", yscale="log",
+               title=f"{optimizer} (lr {lr:g}), {seeds} seeds")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--weight-sets", type=int, default=64)
+    p.add_argument("--inputs", type=int, nargs="+", default=[8, 64, 256],
+                   help="images per weight set (a minibatch shared by all weight sets)")
+    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--steps", type=int, default=600)
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--target", type=float, default=0.6)
+    p.add_argument("--plot", default=None, help="where to save the convergence plot (PNG)")
+    p.add_argument("--only", choices=("batched", "mip"), default=None)
+    a = p.parse_args()
+    torch.manual_seed(0)
+    if a.only in (None, "batched"):
+        task = HyperRegularization("mlp")
+        for n in a.inputs:
+            x = task.data["train"][0][:n]
+            bench_batched("digits MLP 64-64-64-10", task.target().eval(), x, a.weight_sets,
+                          a.repeats)
+            bench_batched("Small CNN (3x16 channels)", SmallCNN().eval(), x, a.weight_sets,
+                          a.repeats)
+    if a.only in (None, "mip"):
+        bench_mip(a.steps, a.seeds, a.target, a.plot)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""What every training run shares: its device, optimiser, and the files of its run directory
+(``metrics.csv``, TensorBoard events, ``learning_curves.png``)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import torch
+
+OPTIMIZERS = ("adamw", "adam", "sgd")
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """``auto`` is CUDA when present, else CPU; with several GPUs, the process's own one."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and torch.cuda.device_count() > 1:
+        return torch.device("cuda", local_rank)
+    return torch.device(name)
+
+
+def make_optimizer(params, trainer) -> torch.optim.Optimizer:
+    """``trainer.optimizer`` (adamw by default, adam, or sgd with ``trainer.momentum``) at
+    ``trainer.lr`` with ``trainer.weight_decay``."""
+    name = trainer.get("optimizer", "adamw")
+    lr, decay = float(trainer.lr), float(trainer.get("weight_decay", 0.0))
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=decay)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=decay)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=float(trainer.get("momentum", 0.9)),
+                               weight_decay=decay)
+    raise KeyError(f"unknown optimizer {name!r} (config key trainer.optimizer); known: "
+                   f"{OPTIMIZERS}")
+
+
+def tensorboard_writer(out: Path):
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(str(out / "tensorboard"))
+
+
+def write_history(path: Path, history: list[dict]):
+    """One CSV row per epoch."""
+    if not history:
+        return
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(history[0]))
+        w.writeheader()
+        w.writerows(history)
+
+
+def plot_learning_curves(out: Path, history: list[dict], score: str):
+    """``learning_curves.png``: training loss and the validation score per epoch."""
+    if not history:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3.5))
+    epochs = [h["epoch"] for h in history]
+    ax[0].plot(epochs, [h["train_loss"] for h in history])
+    ax[0].set(xlabel="epoch", ylabel="train loss", yscale="log")
+    ax[1].plot(epochs, [h[f"val_{score}"] for h in history])
+    ax[1].set(xlabel="epoch", ylabel=f"validation {score}")
+    fig.tight_layout()
+    fig.savefig(out / "learning_curves.png", dpi=120)
+    plt.close(fig)
