@@ -23,6 +23,14 @@ def generate(hypernet, conditions, **kwargs):
     return _generate(hypernet, conditions, **kwargs)
 
 
+def prune(model, example_inputs, speedup=2.0, **kwargs):
+    """A structurally pruned copy of ``model`` and a report: see
+    :func:`weightspace.pruning.prune` (imported on first use)."""
+    from weightspace.pruning.api import prune as _prune
+
+    return _prune(model, example_inputs, speedup, **kwargs)
+
+
 __all__ = [
     "GraphSpec",
     "SpecMismatchError",
@@ -30,6 +38,7 @@ __all__ = [
     "from_graph",
     "generate",
     "predict",
+    "prune",
     "random_symmetry",
     "to_graph",
 ]

@@ -1,8 +1,9 @@
 import pytest
 import torch
 
+import weightspace as ws
 from model_zoo.nets import GroupNormCNN, SmallCNN
-from weightspace.graph import from_graph, to_graph
+from weightspace.graph import GraphSpec, from_graph, to_graph
 from weightspace.hyper import hypernetize
 
 
@@ -59,3 +60,19 @@ def test_using_takes_one_condition_and_a_generated_network_still_converts():
 def test_unknown_modules_are_named():
     with pytest.raises(KeyError, match="'classifier'"):
         hypernetize(SmallCNN(), modules=["classifier"])
+
+
+def test_generate_from_a_hypermodule_gives_its_networks():
+    torch.manual_seed(3)
+    hm = hypernetize(SmallCNN(), modules=["features.3", "head.bias"], cond_dim=1, hidden=(8,))
+    g = torch.tensor([[0.1], [0.8]])
+    x = torch.randn(4, 1, 8, 8)
+    nets = ws.generate(hm, g)
+    with torch.no_grad():
+        expected = hm(x, g)
+    for net, e in zip(nets, expected, strict=True):
+        assert type(net) is SmallCNN and net is not hm.model
+        torch.testing.assert_close(net(x), e, rtol=1e-5, atol=1e-6)
+    flat = ws.generate(hm, g, as_params=True)
+    spec = GraphSpec.from_module(nets[1])
+    torch.testing.assert_close(flat[1], spec.flatten(nets[1]))

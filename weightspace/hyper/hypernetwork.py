@@ -19,8 +19,9 @@ tensor ``t`` has ``W_t ~ N(0, sigma_t^2 / ||z||^2)``, ``b_t = 0``, with ``||z||^
 trunk's mean squared output norm at initialisation (over ``gamma`` in ``[0, 1]`` for MIP, at
 ``gamma = 1`` for the proportional variant), so that every generated entry of ``t`` starts with
 standard deviation ``sigma_t`` whatever the tensor's size. ``sigma_t`` is the target tensor's
-own initial scale, ``rms(theta_t)`` (``1 / sqrt(fan_out(t))`` for a tensor that starts at zero):
-a generated SIREN (``w0 = 30``, weights near ``1e-3``) starts as well spread as a Linear layer.
+own initial scale, ``rms(theta_t)`` (``1 / sqrt(fan_out(t))`` for a tensor that starts at zero),
+so that a generated SIREN (``w0 = 30``: hidden weights ~30x smaller than a Linear layer's) starts
+at SIREN's own scale instead of one that ``sin(30 x)`` turns into noise.
 For MIP it is multiplied by ``delta_init`` (0.1), so that ``theta(gamma)`` starts next to
 ``theta_0`` -- which matters when ``theta_0`` is a pretrained network.
 

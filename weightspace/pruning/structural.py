@@ -1,0 +1,153 @@
+"""Structural pruning to a target speed-up, on Torch-Pruning's dependency graph (DepGraph).
+
+Channels are removed physically: a pruned network is an ordinary, smaller ``nn.Module``. Torch-
+Pruning groups every set of channels that must go together (a convolution's output channels,
+the BatchNorm after it, the next layer's input channels, both sides of a residual add) and
+scores each group; the speed-up is measured in multiply-accumulates,
+
+.. math::
+    \\text{speed-up} = \\mathrm{MACs}(\\text{original}) / \\mathrm{MACs}(\\text{pruned}),
+
+counted by a forward pass on ``example_inputs``. The importances are computed once, on the
+original weights, so pruning a larger fraction ``r`` of the channels removes a superset of what
+a smaller one removes and the speed-up grows with ``r``: a bisection over ``r`` finds the
+smallest fraction that reaches the requested speed-up, to the granularity of single channels.
+
+Importances (``importance=``): ``group_l2`` / ``group_l1`` -- the L2 / L1 norm of every weight a
+group removes, ranked across all layers (DepGraph's group-norm criterion, global); ``l1`` --
+the L1 norm of each layer's own filters, each layer pruned by the same fraction (the classic
+per-layer magnitude criterion); ``random``.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from weightspace.graph.spec import GraphSpec
+
+IMPORTANCES = ("group_l2", "group_l1", "l1", "random")
+BISECTIONS = 14  # halvings of the pruning-ratio interval: finer than one channel in 16k
+
+
+def count_macs(model: nn.Module, example_inputs) -> tuple[float, int]:
+    """``(MACs, parameters)`` of one forward pass on ``example_inputs``."""
+    import torch_pruning as tp
+
+    was = model.training
+    model.eval()
+    try:
+        macs, params = tp.utils.count_ops_and_params(model, example_inputs)
+    finally:
+        model.train(was)
+    return float(macs), int(params)
+
+
+def layer_widths(model: nn.Module) -> dict[str, int]:
+    """Output channels / features of every convolution and linear layer, by module path."""
+    conv = nn.modules.conv._ConvNd
+    return {name: (m.out_channels if isinstance(m, conv) else m.out_features)
+            for name, m in model.named_modules() if isinstance(m, conv | nn.Linear)}
+
+
+def _importance(name: str):
+    import torch_pruning as tp
+
+    if name == "group_l2":
+        return tp.importance.GroupMagnitudeImportance(p=2), True
+    if name == "group_l1":
+        return tp.importance.GroupMagnitudeImportance(p=1), True
+    if name == "l1":
+        return tp.importance.MagnitudeImportance(p=1, group_reduction="first"), False
+    if name == "random":
+        return tp.importance.RandomImportance(), True
+    raise ValueError(f"unknown importance {name!r}; known: {IMPORTANCES}")
+
+
+def _output_layers(model: nn.Module, example_inputs) -> list[nn.Module]:
+    """The layer that produces the network's output (its width is the task's: never pruned):
+    the last Linear/conv in module order whose width equals the output's second dimension. Other
+    heads can be kept with ``ignored_layers``."""
+    with torch.no_grad():
+        out = model(*example_inputs)
+    width = out.shape[1] if out.dim() > 1 else 1
+    layers = [m for m in model.modules()
+              if isinstance(m, nn.Linear) and m.out_features == width
+              or isinstance(m, nn.modules.conv._ConvNd) and m.out_channels == width]
+    return layers[-1:]
+
+
+def prune_to_speedup(model: nn.Module, example_inputs, speedup: float,
+                     importance: str = "group_l2", ignored_layers=None,
+                     max_ratio: float = 0.95) -> nn.Module:
+    """A pruned copy of ``model`` whose MACs are at most ``1 / speedup`` of the original's.
+
+    ``ignored_layers``: modules (or their paths) whose output channels stay; the output layer
+    always stays. ``max_ratio``: the largest fraction of any layer's channels removed. An
+    unreachable ``speedup`` raises a ``ValueError`` naming the best one reached.
+    """
+    import torch_pruning as tp
+
+    if not speedup >= 1:
+        raise ValueError(f"speedup must be >= 1 (MACs before / after), got {speedup}")
+    inputs = tuple(example_inputs) if isinstance(example_inputs, list | tuple) \
+        else (example_inputs,)
+    GraphSpec.from_module(model, inputs)  # a network the graph layer cannot read stops here
+    pruned = copy.deepcopy(model).eval()
+    if speedup == 1:
+        return pruned
+    paths = dict(pruned.named_modules())
+    ignored = list(_output_layers(pruned, inputs))
+    for layer in ignored_layers or []:
+        if isinstance(layer, str):
+            if layer not in paths:
+                raise KeyError(f"ignored_layers: {type(model).__name__} has no module {layer!r}")
+            layer = paths[layer]
+        else:  # a module of the original model: the copy's module at the same path
+            path = next((p for p, m in model.named_modules() if m is layer), None)
+            if path is None:
+                raise KeyError(f"ignored_layers: {type(layer).__name__} is not a module of the "
+                               f"model")
+            layer = paths[path]
+        ignored.append(layer)
+    imp, global_pruning = _importance(importance)
+    base_macs, _ = count_macs(pruned, inputs)
+    index = {m: p for p, m in pruned.named_modules()}
+    ignored_paths = [index[m] for m in ignored]
+
+    def pruned_at(ratio: float) -> tuple[nn.Module, float]:
+        net = copy.deepcopy(pruned)
+        if ratio > 0:
+            paths_of = dict(net.named_modules())
+            pruner = tp.pruner.BasePruner(
+                net, inputs, importance=imp, global_pruning=global_pruning,
+                pruning_ratio=ratio, max_pruning_ratio=max_ratio, iterative_steps=1,
+                ignored_layers=[paths_of[p] for p in ignored_paths])
+            with torch.no_grad():
+                pruner.step()
+        return net, base_macs / count_macs(net, inputs)[0]
+
+    # the upper end of the bracket: near max_ratio, rounding can make Torch-Pruning skip whole
+    # layers (16 channels x 0.95 leaves none to keep), so lower fractions are tried in turn
+    best, high = 1.0, None
+    for ratio in [max_ratio] + [k / 10 for k in range(9, 0, -1) if k / 10 < max_ratio]:
+        net, reached = pruned_at(ratio)
+        best = max(best, reached)
+        if reached >= speedup:
+            high, best_net = ratio, net
+            break
+    if high is None:
+        raise ValueError(f"a {speedup:g}x speed-up is not reachable for {type(model).__name__} "
+                         f"with importance {importance!r} (at most {max_ratio:.0%} of a layer's "
+                         f"channels removed; output layers kept): the best is {best:.2f}x")
+    low = 0.0
+    for _ in range(BISECTIONS):
+        mid = (low + high) / 2
+        net, reached = pruned_at(mid)
+        if reached >= speedup:
+            high, best_net = mid, net
+        else:
+            low = mid
+    return best_net
