@@ -94,3 +94,22 @@ def test_ignored_layers_keep_their_channels():
     _, report = ws.prune(net, X, 1.1, ignored_layers=["features.0", net.features[3]])
     assert report.widths_after["features.0"] == 16 and report.widths_after["features.3"] == 16
     assert report.widths_after["features.6"] < 16
+
+
+def test_finetune_runs_a_hook_between_backward_and_step(digits):
+    from weightspace.pruning import finetune_epochs
+
+    torch.manual_seed(5)
+    net = SmallCNN()
+    seen = []
+
+    def hook(model):  # gradients exist when it runs; zeroing them freezes the network
+        seen.append(model.head.weight.grad is not None)
+        for p in model.parameters():
+            p.grad.zero_()
+
+    before = [p.clone() for p in net.parameters()]
+    x, y = digits["train"]
+    finetune_epochs(net, (x[:128], y[:128]), epochs=1, after_backward=hook)
+    assert seen == [True, True]  # 128 examples in batches of 64
+    assert all(torch.equal(a, b) for a, b in zip(before, net.parameters(), strict=True))

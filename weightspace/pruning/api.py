@@ -63,8 +63,11 @@ def accuracy(model: nn.Module, data) -> float:
 
 
 def finetune_epochs(model: nn.Module, data, epochs: int = 1, lr: float = 1e-3,
-                    batch_size: int = 64, seed: int = 0) -> nn.Module:
-    """A small fine-tune budget: ``epochs`` of Adam on ``(x, y)`` in minibatches."""
+                    batch_size: int = 64, seed: int = 0,
+                    after_backward: Callable[[nn.Module], None] | None = None) -> nn.Module:
+    """A small fine-tune budget: ``epochs`` of Adam on ``(x, y)`` in minibatches.
+    ``after_backward(model)`` runs between each backward and step (e.g. a sparsity
+    regulariser that adds to the gradients)."""
     x, y = data
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -76,6 +79,8 @@ def finetune_epochs(model: nn.Module, data, epochs: int = 1, lr: float = 1e-3,
             loss = F.cross_entropy(model(x[idx]), y[idx])
             opt.zero_grad()
             loss.backward()
+            if after_backward is not None:
+                after_backward(model)
             opt.step()
     return model.eval()
 

@@ -1,0 +1,120 @@
+"""Benchmark: structural pruning of held-out zoo networks at several speed-ups, side by side.
+
+For each held-out network (the zoo's test split, final checkpoint) and each speed-up, the
+accuracy on the recipe's test images right after pruning and after an equal fine-tune budget
+(``--finetune-epochs`` of Adam on the recipe's training images), for
+(a) per-layer L1 filter magnitude, (b) DepGraph group-L2, global, (c) DepGraph after sparse
+training (``--sparse-epochs`` with Torch-Pruning's group-norm regulariser, then group-L2).
+(d) metanetwork-guided pruning is not built yet and is reported as such.
+
+    python scripts/bench_prune.py --zoo zoos/digits_resnet.h5 [--networks 8]
+        [--speedups 1.5 2 3] [--finetune-epochs 1] [--sparse-epochs 3] [--plot PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+
+import numpy as np
+
+from model_zoo.recipes import Run, recipe_for
+from weightspace.pruning import accuracy, finetune_epochs, prune
+from weightspace.zoo import Zoo
+
+
+def held_out(zoo: Zoo, count: int) -> list[int]:
+    """Indices of the test split's networks at their last checkpoint."""
+    ds = zoo.dataset("test")
+    meta = zoo.metadata()
+    last = meta["epoch"].max()
+    return [int(i) for i in ds.indices if meta["epoch"][i] == last][:count]
+
+
+def sparse_train(model, example_inputs, data, epochs: int, lr: float = 1e-3, reg: float = 5e-4,
+                 seed: int = 0):
+    """``epochs`` of Adam with Torch-Pruning's group-norm (group-lasso) regulariser."""
+    import torch_pruning as tp
+
+    model = copy.deepcopy(model)
+    pruner = tp.pruner.GroupNormPruner(model, example_inputs,
+                                       importance=tp.importance.GroupMagnitudeImportance(p=2),
+                                       reg=reg, global_pruning=True)
+    pruner.update_regularizer()
+    return finetune_epochs(model, data, epochs, lr, seed=seed, after_backward=pruner.regularize)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--zoo", required=True)
+    p.add_argument("--networks", type=int, default=8)
+    p.add_argument("--speedups", type=float, nargs="+", default=[1.5, 2.0, 3.0])
+    p.add_argument("--finetune-epochs", type=int, default=1)
+    p.add_argument("--sparse-epochs", type=int, default=3)
+    p.add_argument("--plot", default=None)
+    a = p.parse_args()
+
+    zoo = Zoo(a.zoo)
+    recipe = recipe_for(zoo.recipe)
+    data = recipe.data()
+    example = data["train"][0][:2]
+    meta = zoo.metadata()
+    methods = {"(a) l1, per layer": "l1", "(b) group-L2, global": "group_l2",
+               "(c) sparse training + group-L2": "sparse"}
+    results = {(m, s, k): [] for m in methods for s in a.speedups for k in ("pruned", "tuned")}
+    base = []
+    indices = held_out(zoo, a.networks)
+    print(f"{zoo.recipe['recipe']}: {len(indices)} held-out networks; fine-tune budget "
+          f"{a.finetune_epochs} epoch(s) of Adam (lr 1e-3) for every method; (c) trains "
+          f"{a.sparse_epochs} extra epochs with the group regulariser before pruning", flush=True)
+    for index in indices:
+        run = Run(int(meta["run_id"][index]), int(meta["seed"][index]), {})
+        net = zoo.load(index, recipe.build(run)).eval()
+        base.append(accuracy(net, data["test"]))
+        sparse = None
+        for name, method in methods.items():
+            source = net
+            if method == "sparse":
+                sparse = sparse or sparse_train(net, example, data["train"], a.sparse_epochs)
+                source, method = sparse, "group_l2"
+            for s in a.speedups:
+                pruned, _ = prune(source, example, s, importance=method)
+                results[name, s, "pruned"].append(accuracy(pruned, data["test"]))
+                tuned = finetune_epochs(pruned, data["train"], epochs=a.finetune_epochs)
+                results[name, s, "tuned"].append(accuracy(tuned, data["test"]))
+        print(f"  network {index}: accuracy {base[-1]:.3f}", flush=True)
+
+    print(f"unpruned: {np.mean(base):.3f} ± {np.std(base):.3f}")
+    print("| method | speed-up | accuracy right after pruning | after fine-tuning |")
+    print("|---|---|---|---|")
+    for name in methods:
+        for s in a.speedups:
+            pr, tu = results[name, s, "pruned"], results[name, s, "tuned"]
+            print(f"| {name} | {s:g}x | {statistics.mean(pr):.3f} ± {statistics.pstdev(pr):.3f} "
+                  f"| {statistics.mean(tu):.3f} ± {statistics.pstdev(tu):.3f} |")
+    print("| (d) metanetwork-guided | - | not built yet | - |")
+    if a.plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(1, 2, figsize=(9, 3.5), sharey=True)
+        for i, stage in enumerate(("pruned", "tuned")):
+            for name in methods:
+                ax[i].errorbar(a.speedups, [np.mean(results[name, s, stage]) for s in a.speedups],
+                               [np.std(results[name, s, stage]) for s in a.speedups],
+                               marker="o", capsize=3, label=name)
+            ax[i].axhline(np.mean(base), color="gray", ls="--", lw=0.8, label="unpruned")
+            ax[i].set(xlabel="MAC speed-up", title="right after pruning" if i == 0
+                      else f"after {a.finetune_epochs} fine-tune epoch(s)")
+        ax[0].set_ylabel("test accuracy")
+        ax[1].legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(a.plot, dpi=120)
+        print(f"plot: {a.plot}")
+
+
+if __name__ == "__main__":
+    main()
