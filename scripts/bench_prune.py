@@ -2,13 +2,16 @@
 
 For each held-out network (the zoo's test split, final checkpoint) and each speed-up, the
 accuracy on the recipe's test images right after pruning and after an equal fine-tune budget
-(``--finetune-epochs`` of Adam on the recipe's training images), for
+(``--finetune-epochs`` of Adam on the recipe's training images), for the methods below. After
+pruning, every method's BatchNorm statistics are re-estimated on the training images (no
+labels, no gradients; ``--no-calibrate`` skips it). Methods:
 (a) per-layer L1 filter magnitude, (b) DepGraph group-L2, global, (c) DepGraph after sparse
 training (``--sparse-epochs`` with Torch-Pruning's group-norm regulariser, then group-L2).
 (d) metanetwork-guided pruning is not built yet and is reported as such.
 
     python scripts/bench_prune.py --zoo zoos/digits_resnet.h5 [--networks 8]
         [--speedups 1.5 2 3] [--finetune-epochs 1] [--sparse-epochs 3] [--plot PATH]
+        [--no-calibrate]
 """
 
 from __future__ import annotations
@@ -53,6 +56,8 @@ def main():
     p.add_argument("--finetune-epochs", type=int, default=1)
     p.add_argument("--sparse-epochs", type=int, default=3)
     p.add_argument("--plot", default=None)
+    p.add_argument("--no-calibrate", action="store_true",
+                   help="keep the stale BatchNorm statistics after pruning")
     a = p.parse_args()
 
     zoo = Zoo(a.zoo)
@@ -79,7 +84,8 @@ def main():
                 sparse = sparse or sparse_train(net, example, data["train"], a.sparse_epochs)
                 source, method = sparse, "group_l2"
             for s in a.speedups:
-                pruned, _ = prune(source, example, s, importance=method)
+                pruned, _ = prune(source, example, s, importance=method,
+                                  calibrate=None if a.no_calibrate else data["train"][0])
                 results[name, s, "pruned"].append(accuracy(pruned, data["test"]))
                 tuned = finetune_epochs(pruned, data["train"], epochs=a.finetune_epochs)
                 results[name, s, "tuned"].append(accuracy(tuned, data["test"]))

@@ -113,3 +113,22 @@ def test_finetune_runs_a_hook_between_backward_and_step(digits):
     finetune_epochs(net, (x[:128], y[:128]), epochs=1, after_backward=hook)
     assert seen == [True, True]  # 128 examples in batches of 64
     assert all(torch.equal(a, b) for a, b in zip(before, net.parameters(), strict=True))
+
+
+def test_recalibrated_batchnorm_holds_the_pruned_networks_statistics(digits):
+    from weightspace.pruning import recalibrate_batchnorm
+
+    torch.manual_seed(6)
+    net = ResNet((1, 1), (8, 16), 1, 10, 8)
+    x = digits["train"][0][:256]  # one calibration batch
+    pruned, _ = ws.prune(net, X, 2.0, calibrate=x)
+    # the running mean of the first BatchNorm equals the batch mean of its input over x
+    seen = []
+    hook = pruned.bn1.register_forward_pre_hook(lambda m, inp: seen.append(inp[0]))
+    with torch.no_grad():
+        pruned(x)
+    hook.remove()
+    torch.testing.assert_close(pruned.bn1.running_mean, seen[0].mean((0, 2, 3)),
+                               rtol=1e-4, atol=1e-5)
+    assert not pruned.training and pruned.bn1.momentum == net.bn1.momentum
+    assert recalibrate_batchnorm(SmallCNN(), x) is not None  # no BatchNorm: nothing to do

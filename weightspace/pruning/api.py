@@ -62,6 +62,33 @@ def accuracy(model: nn.Module, data) -> float:
     return correct / total
 
 
+def recalibrate_batchnorm(model: nn.Module, data, batch_size: int = 256) -> nn.Module:
+    """Re-estimate every BatchNorm's running statistics on ``data`` (``(x, y)`` or ``x``): the
+    average of the statistics of its batches of ``batch_size``, in forward passes without
+    gradients; other layers (dropout) stay in eval mode. Pruning leaves these statistics stale:
+    removing a layer's input channels changes the distribution its BatchNorm normalises."""
+    norms = [m for m in model.modules()
+             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not norms:
+        return model
+    x = data[0] if isinstance(data, tuple | list) else data
+    momenta = [m.momentum for m in norms]
+    model.eval()
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over all batches
+        m.train()
+    try:
+        with torch.no_grad():
+            for start in range(0, len(x), batch_size):
+                model(x[start : start + batch_size])
+    finally:
+        for m, momentum in zip(norms, momenta, strict=True):
+            m.momentum = momentum
+        model.eval()
+    return model
+
+
 def finetune_epochs(model: nn.Module, data, epochs: int = 1, lr: float = 1e-3,
                     batch_size: int = 64, seed: int = 0,
                     after_backward: Callable[[nn.Module], None] | None = None) -> nn.Module:
@@ -87,7 +114,8 @@ def finetune_epochs(model: nn.Module, data, epochs: int = 1, lr: float = 1e-3,
 
 def prune(model: nn.Module, example_inputs, speedup: float = 2.0, metanetwork=None,
           importance: str = "group_l2", finetune: Callable | dict | None = None,
-          ignored_layers=None, data=None, finetune_data=None) -> tuple[nn.Module, PruneReport]:
+          ignored_layers=None, data=None, finetune_data=None, calibrate=None
+          ) -> tuple[nn.Module, PruneReport]:
     """A structurally pruned copy of ``model`` with ``speedup`` times fewer MACs, and a report.
 
     - ``importance``: ``group_l2`` (DepGraph group-norm, global), ``group_l1``, ``l1`` (per-layer
@@ -96,6 +124,8 @@ def prune(model: nn.Module, example_inputs, speedup: float = 2.0, metanetwork=No
       ``finetune_data`` (``(x, y)``).
     - ``data``: ``(x, y)`` or batches to report accuracy before, right after pruning, and after.
     - ``ignored_layers``: modules (or paths) whose output channels stay.
+    - ``calibrate``: images (or ``(x, y)``; labels unused) on which the pruned network's
+      BatchNorm statistics are re-estimated right after pruning.
 
     The input ``model`` is not modified. The result converts to a parameter graph and back
     like any network the graph layer reads.
@@ -107,6 +137,8 @@ def prune(model: nn.Module, example_inputs, speedup: float = 2.0, metanetwork=No
         else (example_inputs,)
     macs_before, params_before = count_macs(model, inputs)
     pruned = prune_to_speedup(model, inputs, speedup, importance, ignored_layers)
+    if calibrate is not None:
+        recalibrate_batchnorm(pruned, calibrate)
     report = PruneReport(macs_before, 0.0, params_before, 0, layer_widths(model), {},
                          importance=importance)
     if data is not None:
