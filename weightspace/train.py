@@ -12,8 +12,10 @@
 - PNG plots: learning curves, and the task's own (predicted vs true, a confusion matrix, edits).
 
 Models and tasks are chosen by name (``model.name``, ``task.name``); nothing from a config or a
-data file is instantiated. ``data.arch=all`` trains on every architecture of the zoo (batches
-hold one architecture each; see :mod:`weightspace.data.arch_batches`). Under
+data file is instantiated. Hypernetwork tasks (``task=hyper_regularization``, ``hyper_inr``)
+need no zoo and run :func:`weightspace.hyper.train.run_hyper` instead. ``data.arch=all``
+trains on every architecture of the zoo (batches hold one architecture each; see
+:mod:`weightspace.data.arch_batches`). Under
 ``torchrun --nproc_per_node=N`` the same app trains with DistributedDataParallel (gloo on CPU,
 NCCL on GPU): each process reads its own share of every epoch's batches, gradients are
 averaged, and rank 0 alone writes the run directory.
