@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import csv
+import json
+import math
 from pathlib import Path
 
 import torch
@@ -70,3 +72,35 @@ def plot_learning_curves(out: Path, history: list[dict], score: str):
     fig.tight_layout()
     fig.savefig(out / "learning_curves.png", dpi=120)
     plt.close(fig)
+
+
+def resume(out: Path, device, model, optimizer, key: str = "model"
+           ) -> tuple[int, float, list, dict]:
+    """``(first epoch, best score, history, checkpoint)`` of a run directory: from its
+    ``checkpoint.pt`` (loading ``model`` and ``optimizer``) when there is one, else a fresh
+    start ``(1, nan, [], {})``."""
+    path = out / "checkpoint.pt"
+    if not path.exists():
+        return 1, math.nan, [], {}
+    state = torch.load(path, map_location=device, weights_only=True)
+    model.load_state_dict(state[key])
+    optimizer.load_state_dict(state["optimizer"])
+    return state["epoch"] + 1, state["best"], state["history"], state
+
+
+def log_epoch(board, row: dict):
+    """One epoch's row (``epoch`` and ``split_metric`` values) as TensorBoard scalars."""
+    for k, v in row.items():
+        if k != "epoch":
+            board.add_scalar(k.replace("_", "/", 1), v, row["epoch"])
+
+
+def finish_run(out: Path, board, history: list[dict], results: dict, score: str, step: int):
+    """The run directory's closing files: ``metrics.csv``, the test metrics in TensorBoard,
+    ``learning_curves.png`` and ``metrics.json``."""
+    write_history(out / "metrics.csv", history)
+    for k, v in results["test"].items():
+        board.add_scalar(f"test/{k}", v, step)
+    board.close()
+    plot_learning_curves(out, history, score)
+    (out / "metrics.json").write_text(json.dumps(results, indent=2))

@@ -23,8 +23,6 @@ averaged, and rank 0 alone writes the run directory.
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import time
 from pathlib import Path
@@ -41,11 +39,12 @@ from weightspace.data import Augment
 from weightspace.data.arch_batches import ArchBatchSampler, ArchDataset
 from weightspace.nn import WeightSpaceModel
 from weightspace.runs import (
+    finish_run,
+    log_epoch,
     make_optimizer,
-    plot_learning_curves,
     resolve_device,
+    resume,
     tensorboard_writer,
-    write_history,
 )
 from weightspace.tasks import make_task
 from weightspace.zoo import Zoo
@@ -144,13 +143,7 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
     opt = make_optimizer(model.parameters(), t)
     scaler = torch.amp.GradScaler(device.type, enabled=amp)
 
-    start_epoch, best, history = 1, math.nan, []
-    ckpt_path = out / "checkpoint.pt"
-    if ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        start_epoch, best, history = state["epoch"] + 1, state["best"], state["history"]
+    start_epoch, best, history, _ = resume(out, device, model, opt)
     trained = model
     if world > 1:
         trained = torch.nn.parallel.DistributedDataParallel(
@@ -192,10 +185,8 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
             if improved:
                 torch.save(payload, out / "best.pt")
             torch.save({**payload, "optimizer": opt.state_dict(), "best": best,
-                        "history": history}, ckpt_path)
-            for k, v in row.items():
-                if k != "epoch":
-                    board.add_scalar(k.replace("_", "/", 1), v, epoch)
+                        "history": history}, out / "checkpoint.pt")
+            log_epoch(board, row)
     if world > 1:
         dist.barrier()  # best.pt is complete before any rank reads it
 
@@ -207,13 +198,8 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
         results[split], records, ys = evaluate_split(model, task, loaders[split], device, amp)
     results.update(model=cfg.model.name, task=task.name, archs=archs, world_size=world)
     if main:
-        write_history(out / "metrics.csv", history)
-        for k, v in results["test"].items():
-            board.add_scalar(f"test/{k}", v, t.epochs)
-        board.close()
-        plot_learning_curves(out, history, task.score)
         task.plot(out, records, ys)
-        (out / "metrics.json").write_text(json.dumps(results, indent=2))
+        finish_run(out, board, history, results, task.score, t.epochs)
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()

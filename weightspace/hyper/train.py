@@ -10,8 +10,6 @@ on a second start), ``best.pt`` (read by :func:`load_hypernetwork` and
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import time
 from pathlib import Path
@@ -24,11 +22,12 @@ from tqdm import tqdm
 from weightspace.hyper.hypernetwork import HyperNetwork
 from weightspace.hyper.tasks import HyperTask, make_hyper_task
 from weightspace.runs import (
+    finish_run,
+    log_epoch,
     make_optimizer,
-    plot_learning_curves,
     resolve_device,
+    resume,
     tensorboard_writer,
-    write_history,
 )
 
 
@@ -71,14 +70,9 @@ def run_hyper(cfg: DictConfig, out_dir: str | Path) -> dict:
     opt = make_optimizer(hypernet.parameters(), t)
     generator = torch.Generator().manual_seed(t.seed + 1)
 
-    start_epoch, best, history = 1, math.nan, []
-    ckpt_path = out / "checkpoint.pt"
-    if ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location=device, weights_only=True)
-        hypernet.load_state_dict(state["hypernet"])
-        opt.load_state_dict(state["optimizer"])
+    start_epoch, best, history, state = resume(out, device, hypernet, opt, key="hypernet")
+    if state:
         generator.set_state(state["generator"])
-        start_epoch, best, history = state["epoch"] + 1, state["best"], state["history"]
     board = tensorboard_writer(out)
     bar = tqdm(range(start_epoch, t.epochs + 1), desc=f"hyper {task.name}", unit="epoch",
                disable=not t.progress, initial=start_epoch - 1, total=t.epochs)
@@ -100,23 +94,16 @@ def run_hyper(cfg: DictConfig, out_dir: str | Path) -> dict:
         if improved:
             torch.save(payload, out / "best.pt")
         torch.save({**payload, "optimizer": opt.state_dict(), "best": best, "history": history,
-                    "generator": generator.get_state()}, ckpt_path)
-        for k, v in row.items():
-            if k != "epoch":
-                board.add_scalar(k.replace("_", "/", 1), v, epoch)
+                    "generator": generator.get_state()}, out / "checkpoint.pt")
+        log_epoch(board, row)
 
     if (out / "best.pt").exists():
         hypernet.load_state_dict(load_state(out / "best.pt", device)["hypernet"])
     hypernet.eval()
     results = {s: task.evaluate(hypernet, s) for s in ("val", "test")}
     results.update(model="hyper", mip=bool(cfg.model.mip), task=task.name)
-    write_history(out / "metrics.csv", history)
-    for k, v in results["test"].items():
-        board.add_scalar(f"test/{k}", v, t.epochs)
-    board.close()
-    plot_learning_curves(out, history, task.score)
     task.plot(out, hypernet)
-    (out / "metrics.json").write_text(json.dumps(results, indent=2))
+    finish_run(out, board, history, results, task.score, t.epochs)
     return results
 
 
