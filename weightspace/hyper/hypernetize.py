@@ -19,13 +19,12 @@ template of their shapes; their values are only used as the MIP initialisation `
 from __future__ import annotations
 
 import contextlib
-import copy
 
 import torch
 from torch import Tensor, nn
 
 from weightspace.functional import batched_forward
-from weightspace.hyper.hypernetwork import HyperNetwork
+from weightspace.hyper.hypernetwork import HyperNetwork, copies_holding
 
 
 class HyperModule(nn.Module):
@@ -52,19 +51,15 @@ class HyperModule(nn.Module):
         """``[B, P]`` in ``model``'s flat layout: generated entries, the rest ``model``'s own."""
         values = self.hypernet.generated_values(conditions)
         own = torch.cat([p.reshape(-1) for p in self.model.parameters()]).to(values.dtype)
-        return own.expand(len(values), -1).index_copy(1, self.hypernet.index, values)
+        return self.hypernet.place(values, own)
 
     def modules_for(self, conditions) -> list[nn.Module]:
         """One ordinary copy of ``model`` per condition, holding its generated tensors."""
         with torch.no_grad():
-            tensors = self.hypernet.generated_tensors(conditions)
-        out = []
-        for b in range(len(next(iter(tensors.values())))):
-            net = copy.deepcopy(self.model)
-            net.load_state_dict({n: t[b] for n, t in tensors.items()}, strict=False)
-            net.requires_grad_(True)
-            out.append(net)
-        return out
+            nets = copies_holding(self.model, self.hypernet.layout, self.params(conditions))
+        for net in nets:
+            net.requires_grad_(True)  # the template's generated parameters are frozen
+        return nets
 
     @contextlib.contextmanager
     def using(self, condition):

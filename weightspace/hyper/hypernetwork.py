@@ -94,6 +94,16 @@ def initial_scale(t: Tensor) -> float:
     return rms if rms > 0 else fan_out(tuple(t.shape)) ** -0.5
 
 
+def copies_holding(template: nn.Module, layout, flat: Tensor) -> list[nn.Module]:
+    """One copy of ``template`` per row of ``flat [B, P]`` (parameters in ``layout``)."""
+    out = []
+    for row in flat:
+        net = copy.deepcopy(template)
+        net.load_state_dict(layout.unflatten(row), strict=False)
+        out.append(net)
+    return out
+
+
 class ChunkedHead(nn.Module):
     """``z [B, H] -> [B, G]``: ``G`` values made ``K`` at a time by one shared linear map."""
 
@@ -215,8 +225,12 @@ class HyperNetwork(nn.Module):
         return self.theta0 + delta if self.mip else delta
 
     def forward(self, conditions) -> Tensor:
-        values = self.generated_values(conditions)
-        full = self.fixed.expand(values.shape[0], -1)
+        return self.place(self.generated_values(conditions))
+
+    def place(self, values: Tensor, base: Tensor | None = None) -> Tensor:
+        """``[B, P]``: generated ``values [B, G]`` written at their slots of ``base [P]`` (by
+        default the fixed target values), one ``index_copy``."""
+        full = (self.fixed if base is None else base).expand(values.shape[0], -1)
         return full.index_copy(1, self.index, values.to(full.dtype))
 
     def generated_tensors(self, conditions) -> dict[str, Tensor]:
@@ -232,13 +246,7 @@ class HyperNetwork(nn.Module):
     def modules_for(self, conditions) -> list[nn.Module]:
         """One ordinary copy of the target per condition, holding the generated weights."""
         with torch.no_grad():
-            flat = self(conditions)
-        out = []
-        for row in flat:
-            net = copy.deepcopy(self._target)
-            net.load_state_dict(self.layout.unflatten(row), strict=False)
-            out.append(net)
-        return out
+            return copies_holding(self._target, self.layout, self(conditions))
 
     def __repr__(self) -> str:
         kind = "MIP" if self.mip else "proportional"

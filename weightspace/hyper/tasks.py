@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from weightspace.functional import batched_forward
+from weightspace.runs import minibatches
 
 GRID = 5  # conditions evaluated on validation (hyper_regularization)
 
@@ -61,14 +62,6 @@ class HyperTask(ABC):
         return np.isnan(b) or (a > b if self.maximize else a < b)
 
 
-def _minibatches(tensors: tuple[Tensor, ...], batch_size: int, generator):
-    n = len(tensors[0])
-    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
-    for start in range(0, n, batch_size):
-        idx = order[start : start + batch_size]
-        yield tuple(t[idx] for t in tensors)
-
-
 class HyperRegularization(HyperTask):
     name, score, maximize, cond_dim = "hyper_regularization", "accuracy", True, 1
 
@@ -99,7 +92,7 @@ class HyperRegularization(HyperTask):
         return self
 
     def batches(self, split, batch_size, generator=None):
-        yield from _minibatches(self.data[split], batch_size, generator)
+        yield from minibatches(self.data[split], batch_size, generator)
 
     def objective(self, hypernet, gamma: Tensor, x: Tensor, y: Tensor) -> tuple[Tensor, ...]:
         """Per condition: the loss, the cross-entropy, the accuracy and ``||theta||^2``."""
@@ -174,7 +167,7 @@ class HyperINR(HyperTask):
         return self
 
     def batches(self, split, batch_size, generator=None):
-        yield from _minibatches(self.data[split], batch_size, generator)
+        yield from minibatches(self.data[split], batch_size, generator)
 
     def render(self, hypernet, labels: Tensor) -> Tensor:
         """``[B, pixels]``: the SIREN generated for each label, on the pixel grid."""

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from weightspace.pruning.structural import count_macs, layer_widths, prune_to_speedup
+from weightspace.runs import minibatches
 
 
 @dataclass
@@ -95,15 +96,12 @@ def finetune_epochs(model: nn.Module, data, epochs: int = 1, lr: float = 1e-3,
     """A small fine-tune budget: ``epochs`` of Adam on ``(x, y)`` in minibatches.
     ``after_backward(model)`` runs between each backward and step (e.g. a sparsity
     regulariser that adds to the gradients)."""
-    x, y = data
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     model.train()
     for _ in range(epochs):
-        order = torch.randperm(len(y), generator=gen)
-        for start in range(0, len(y), batch_size):
-            idx = order[start : start + batch_size]
-            loss = F.cross_entropy(model(x[idx]), y[idx])
+        for x, y in minibatches(tuple(data), batch_size, gen):
+            loss = F.cross_entropy(model(x), y)
             opt.zero_grad()
             loss.backward()
             if after_backward is not None:
