@@ -6,12 +6,16 @@ accuracy on the recipe's test images right after pruning and after an equal fine
 pruning, every method's BatchNorm statistics are re-estimated on the training images (no
 labels, no gradients; ``--no-calibrate`` skips it). Methods:
 (a) per-layer L1 filter magnitude, (b) DepGraph group-L2, global, (c) DepGraph after sparse
-training (``--sparse-epochs`` with Torch-Pruning's group-norm regulariser, then group-L2).
-(d) metanetwork-guided pruning is not built yet and is reported as such.
+training (``--sparse-epochs`` with Torch-Pruning's group-norm regulariser, then group-L2),
+(d) meta pruning: the weights edited by a ``task=meta_prune`` metanetwork (``--metanetwork``,
+a run directory or ``best.pt`` trained on this zoo), then group-L2. With a metanetwork the
+held-out networks are its own test split (its ``data.fractions`` and ``data.split_seed``).
 
+    python scripts/train.py data.zoo=zoos/digits_resnet.h5 model=gmn task=meta_prune \
+        out_dir=runs/meta_prune
     python scripts/bench_prune.py --zoo zoos/digits_resnet.h5 [--networks 8]
-        [--speedups 1.5 2 3] [--finetune-epochs 1] [--sparse-epochs 3] [--plot PATH]
-        [--no-calibrate]
+        [--metanetwork runs/meta_prune] [--speedups 1.5 2 3] [--finetune-epochs 1]
+        [--sparse-epochs 3] [--plot PATH] [--no-calibrate]
 """
 
 from __future__ import annotations
@@ -22,14 +26,15 @@ import statistics
 
 import numpy as np
 
-from model_zoo.recipes import Run, recipe_for
-from weightspace.pruning import accuracy, finetune_epochs, prune
+from model_zoo.recipes import recipe_for
+from weightspace.checkpoint import load_trained
+from weightspace.pruning import accuracy, finetune_epochs, metanetwork_edit, prune
 from weightspace.zoo import Zoo
 
 
-def held_out(zoo: Zoo, count: int) -> list[int]:
+def held_out(zoo: Zoo, count: int, fractions=(0.8, 0.1, 0.1), seed: int = 0) -> list[int]:
     """Indices of the test split's networks at their last checkpoint."""
-    ds = zoo.dataset("test")
+    ds = zoo.dataset("test", fractions=tuple(fractions), seed=seed)
     meta = zoo.metadata()
     last = meta["epoch"].max()
     return [int(i) for i in ds.indices if meta["epoch"][i] == last][:count]
@@ -55,6 +60,8 @@ def main():
     p.add_argument("--speedups", type=float, nargs="+", default=[1.5, 2.0, 3.0])
     p.add_argument("--finetune-epochs", type=int, default=1)
     p.add_argument("--sparse-epochs", type=int, default=3)
+    p.add_argument("--metanetwork", default=None,
+                   help="a task=meta_prune run directory or best.pt trained on this zoo: (d)")
     p.add_argument("--plot", default=None)
     p.add_argument("--no-calibrate", action="store_true",
                    help="keep the stale BatchNorm statistics after pruning")
@@ -64,18 +71,21 @@ def main():
     recipe = recipe_for(zoo.recipe)
     data = recipe.data()
     example = data["train"][0][:2]
-    meta = zoo.metadata()
     methods = {"(a) l1, per layer": "l1", "(b) group-L2, global": "group_l2",
                "(c) sparse training + group-L2": "sparse"}
+    fractions, split_seed = (0.8, 0.1, 0.1), 0
+    if a.metanetwork:
+        trained = load_trained(a.metanetwork)
+        methods["(d) meta pruning + group-L2"] = "meta"
+        fractions, split_seed = trained.config.data.fractions, trained.config.data.split_seed
     results = {(m, s, k): [] for m in methods for s in a.speedups for k in ("pruned", "tuned")}
     base = []
-    indices = held_out(zoo, a.networks)
+    indices = held_out(zoo, a.networks, fractions, split_seed)
     print(f"{zoo.recipe['recipe']}: {len(indices)} held-out networks; fine-tune budget "
           f"{a.finetune_epochs} epoch(s) of Adam (lr 1e-3) for every method; (c) trains "
           f"{a.sparse_epochs} extra epochs with the group regulariser before pruning", flush=True)
     for index in indices:
-        run = Run(int(meta["run_id"][index]), int(meta["seed"][index]), {})
-        net = zoo.load(index, recipe.build(run)).eval()
+        net = zoo.load(index, recipe.network_of(zoo.arch_of(index))).eval()
         base.append(accuracy(net, data["test"]))
         sparse = None
         for name, method in methods.items():
@@ -83,6 +93,8 @@ def main():
             if method == "sparse":
                 sparse = sparse or sparse_train(net, example, data["train"], a.sparse_epochs)
                 source, method = sparse, "group_l2"
+            elif method == "meta":
+                source, method = metanetwork_edit(net, example, trained), "group_l2"
             for s in a.speedups:
                 pruned, _ = prune(source, example, s, importance=method,
                                   calibrate=None if a.no_calibrate else data["train"][0])
@@ -99,7 +111,8 @@ def main():
             pr, tu = results[name, s, "pruned"], results[name, s, "tuned"]
             print(f"| {name} | {s:g}x | {statistics.mean(pr):.3f} ± {statistics.pstdev(pr):.3f} "
                   f"| {statistics.mean(tu):.3f} ± {statistics.pstdev(tu):.3f} |")
-    print("| (d) metanetwork-guided | - | not built yet | - |")
+    if not a.metanetwork:
+        print("| (d) meta pruning | - | needs --metanetwork | - |")
     if a.plot:
         import matplotlib
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -28,10 +28,17 @@ class TrainedMetanetwork:
     task: Task
     config: DictConfig
     epoch: int
+    recipe: dict = field(default_factory=dict)  # of the zoo it was trained on
 
     @property
     def specs(self) -> list[GraphSpec]:
         return self.model.specs
+
+    def trained_on(self) -> str:
+        """The networks it was trained on, in words: recipe and architecture ids."""
+        ids = ", ".join(s.id for s in self.specs)
+        name = self.recipe.get("recipe")
+        return f"{name} networks (architecture {ids})" if name else f"architecture {ids}"
 
 
 def checkpoint_payload(model: WeightSpaceModel, task: Task, cfg: DictConfig, recipe: dict,
@@ -62,4 +69,5 @@ def load_trained(path: str | os.PathLike | TrainedMetanetwork,
     task.load_state(state["task"])
     model = WeightSpaceModel.from_config(cfg.model, specs, task.out_dim(), task.equivariant)
     model.load_state_dict(state["model"])
-    return TrainedMetanetwork(model.to(device).eval(), task, cfg, int(state["epoch"]))
+    return TrainedMetanetwork(model.to(device).eval(), task, cfg, int(state["epoch"]),
+                              dict(state.get("recipe", {})))

@@ -14,7 +14,7 @@ from weightspace.graph.spec import GraphSpec
 from weightspace.tasks import Classification
 
 
-def _rows(trained: TrainedMetanetwork, models, arch: str | None
+def _rows(trained: TrainedMetanetwork, models, arch: str | None, example_inputs=None
           ) -> list[tuple[int, Tensor, Tensor | None]]:
     """``(architecture position, vecs, buffers)`` for each network, in order."""
     ids = [s.id for s in trained.specs]
@@ -36,17 +36,18 @@ def _rows(trained: TrainedMetanetwork, models, arch: str | None
         return [(a, row, None) for row in vecs.float()]
     rows = []
     for i, m in enumerate(models):
-        own = GraphSpec.from_module(m)
+        own = GraphSpec.from_module(m, example_inputs)
         if own.id not in ids:
-            raise SpecMismatchError(f"network {i} ({type(m).__name__}) has architecture "
-                                    f"{own.id}; the metanetwork was trained on {ids}")
+            raise SpecMismatchError(f"network {i} ({type(m).__name__}, architecture {own.id}) "
+                                    f"is not what the metanetwork was trained on: "
+                                    f"{trained.trained_on()}")
         rows.append((ids.index(own.id), own.flatten(m), own.flatten_buffers(m)))
     return rows
 
 
 @torch.no_grad()
 def predict(checkpoint: str | os.PathLike | TrainedMetanetwork, models, batch_size: int = 256,
-            device: str | torch.device = "cpu", arch: str | None = None):
+            device: str | torch.device = "cpu", arch: str | None = None, example_inputs=None):
     """What the metanetwork of ``checkpoint`` (a ``best.pt`` or a run directory) says about each
     of ``models`` (a list of ``nn.Module`` of the trained architecture, or ``vecs [B, P]``):
 
@@ -56,10 +57,11 @@ def predict(checkpoint: str | os.PathLike | TrainedMetanetwork, models, batch_si
       (or ``Tensor [N, P]`` when ``models`` was a tensor).
 
     A metanetwork trained on several architectures takes networks of any of them (tensor rows:
-    name the architecture with ``arch=``).
+    name the architecture with ``arch=``). ``example_inputs`` trace modules that cannot say
+    what they take (see :func:`~weightspace.graph.spec.default_example_inputs`).
     """
     trained = load_trained(checkpoint, device)
-    rows = _rows(trained, models, arch)
+    rows = _rows(trained, models, arch, example_inputs)
     task, results = trained.task, [None] * len(rows)
     for a in sorted({r[0] for r in rows}):
         positions = [i for i, r in enumerate(rows) if r[0] == a]
@@ -74,7 +76,7 @@ def predict(checkpoint: str | os.PathLike | TrainedMetanetwork, models, batch_si
             elif isinstance(task, Classification):
                 out = out.argmax(-1)
             else:
-                out = task.record(out, v, b, None)
+                out = task.record(out, v, b, None, a)
             for i, value in zip(chunk, out.cpu(), strict=True):
                 results[i] = value
     result = torch.stack(results)

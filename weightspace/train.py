@@ -99,7 +99,8 @@ def evaluate_split(model, task, loader, device, amp) -> tuple[dict, np.ndarray, 
             vecs, buffers = vecs.to(device), buffers.to(device)
             with torch.autocast(device.type, enabled=amp):
                 out = model(vecs, buffers, int(arch[0]))
-            records.append(task.record(out.float(), vecs, buffers, y.to(device)).cpu())
+            records.append(task.record(out.float(), vecs, buffers, y.to(device),
+                                       int(arch[0])).cpu())
             ys.append(y)
     records, ys = torch.cat(records).numpy(), torch.cat(ys).numpy()
     return task.metrics(records, ys), records, ys
@@ -167,7 +168,7 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
             vecs, buffers, y, arch = vecs.to(device), buffers.to(device), y.to(device), int(arch[0])
             vecs, buffers, target = augments[arch](vecs, buffers, task.encode(y))
             with torch.autocast(device.type, enabled=amp):
-                loss = task.loss(trained(vecs, buffers, arch), vecs, buffers, target)
+                loss = task.loss(trained(vecs, buffers, arch), vecs, buffers, target, arch)
             opt.zero_grad()
             scaler.scale(loss).backward()
             scaler.step(opt)

@@ -61,6 +61,23 @@ class Recipe(ABC):
     def train(self, runs: list[Run], on_step=None) -> list[TrainedModels]:
         """Train ``runs`` (one group) together; their checkpoints, ready to store."""
 
+    def network_of(self, arch: str, draws: int = 256) -> nn.Module:
+        """A network of architecture ``arch`` (a spec id) as this recipe builds it: runs
+        ``0, 1, ...`` of seed 0 are drawn until one has that architecture (a recipe that varies
+        the architecture, e.g. the activation, meets each of its few choices early)."""
+        found = getattr(self, "_networks", {})
+        self._networks = found
+        for run_id in range(draws):
+            if arch in found:
+                break
+            model = self.build(self.run(run_id, 0))
+            found.setdefault(GraphSpec.from_module(model).id, model.eval())
+        if arch not in found:
+            raise ValueError(f"recipe {self.name!r} built no network of architecture {arch} in "
+                             f"{draws} draws (it built {sorted(found)}): is the zoo from "
+                             f"another configuration of the recipe?")
+        return found[arch]
+
 
 def log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
     return float(np.exp(rng.uniform(np.log(low), np.log(high))))

@@ -50,3 +50,18 @@ def test_edits_come_in_each_tensors_units():
                                    expected.expand(slot.numel))
     with pytest.raises(ValueError, match="of 1 architectures, got 2"):
         model.fit_normalization([vecs, vecs])
+
+
+def test_a_scale_edit_is_relative_to_each_weight():
+    """``edit="scale"``: delta = s * theta * out, so out = -1/s turns every weight off."""
+    spec, vecs, _ = batch_of("siren")
+    model = WeightSpaceModel("mlp", spec, equivariant=True, hidden=8, layers=2, edit_scale=0.5,
+                             edit="scale")
+    model.fit_normalization([vecs])
+    with torch.no_grad():
+        model.net.mlp[-1].weight.zero_()
+        model.net.mlp[-1].bias.fill_(-2.0)
+        delta = model(vecs)
+    torch.testing.assert_close(vecs + delta, torch.zeros_like(vecs))
+    with pytest.raises(KeyError, match="unknown edit 'gate'"):
+        WeightSpaceModel("mlp", spec, equivariant=True, edit="gate")

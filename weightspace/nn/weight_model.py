@@ -10,7 +10,10 @@ against its hidden ones, which ``w0 = 30`` shrinks), so :meth:`fit_normalization
 tensor's standard deviation ``sigma_T`` over the training networks. The GMN reads ``w / sigma_T``
 (a per-tensor constant keeps every symmetry), and every model's edit is
 ``delta = s * sigma_T * out``, with ``s`` a learned scalar that starts at ``edit_scale`` (so
-that a fresh model barely moves the weights it edits, each tensor in its own units). The
+that a fresh model barely moves the weights it edits, each tensor in its own units). With
+``edit="scale"`` the edit is relative instead, ``delta = s * theta * out``: every weight is
+rescaled by ``1 + s * out``, which turns a whole channel off with one output value per weight
+(``out = -1/s``) whatever the weights are -- the edit meta pruning wants. The
 metanetwork is one of
 
 - ``gmn``: :class:`~weightspace.nn.GraphMetaNetwork` on the parameter graphs (batched on the
@@ -37,13 +40,17 @@ from weightspace.nn.baselines import FlatMLP, NPNetwork, StatNN
 from weightspace.nn.gmn import GraphMetaNetwork
 
 MODELS = ("gmn", "statnn", "np", "mlp")
+EDITS = ("add", "scale")
 
 
 class WeightSpaceModel(nn.Module):
     def __init__(self, name: str, specs: GraphSpec | Sequence[GraphSpec], out_dim: int = 1,
                  equivariant: bool = False, hidden: int = 64, layers: int = 4, fourier: int = 0,
-                 edit_scale: float = 0.01):
+                 edit_scale: float = 0.01, edit: str = "add"):
         super().__init__()
+        if edit not in EDITS:
+            raise KeyError(f"unknown edit {edit!r} (config key model.edit); known: {EDITS}")
+        self.edit = edit
         self.specs = [specs] if isinstance(specs, GraphSpec) else list(specs)
         spec = self.spec = self.specs[0]
         self.name, self.equivariant = name, equivariant
@@ -79,7 +86,8 @@ class WeightSpaceModel(nn.Module):
                     equivariant: bool = False):
         """From a ``model`` config group (``name``, ``hidden``, ``layers``, ...)."""
         return cls(cfg.name, specs, out_dim, equivariant, cfg.get("hidden", 64),
-                   cfg.get("layers", 4), cfg.get("fourier", 0), cfg.get("edit_scale", 0.01))
+                   cfg.get("layers", 4), cfg.get("fourier", 0), cfg.get("edit_scale", 0.01),
+                   cfg.get("edit", "add"))
 
     @torch.no_grad()
     def fit_normalization(self, vecs_per_arch: Sequence[Tensor]):
@@ -121,7 +129,9 @@ class WeightSpaceModel(nn.Module):
             result = self.net.weight_delta(spec, out) if self.equivariant else out.graph
         else:
             result = self.net(vecs)
-        return result * (self.scale * std) if self.equivariant else result
+        if not self.equivariant:
+            return result
+        return result * self.scale * (vecs if self.edit == "scale" else std)
 
 
 def _check_one_layout(name: str, specs: Sequence[GraphSpec]):

@@ -22,6 +22,7 @@ class PruneReport:
     widths_before: dict[str, int]
     widths_after: dict[str, int]
     accuracy_before: float | None = None
+    accuracy_edited: float | None = None  # after the metanetwork's edit, before pruning
     accuracy_pruned: float | None = None  # right after pruning, before any fine-tuning
     accuracy_after: float | None = None  # the returned network's
     importance: str = "group_l2"
@@ -39,6 +40,7 @@ class PruneReport:
         for name, before in self.widths_before.items():
             lines.append(f"  {name}: {before} -> {self.widths_after.get(name, 0)}")
         for label, acc in (("accuracy before", self.accuracy_before),
+                           ("accuracy after the metanetwork's edit", self.accuracy_edited),
                            ("accuracy right after pruning", self.accuracy_pruned),
                            ("accuracy after", self.accuracy_after)):
             if acc is not None:
@@ -110,12 +112,32 @@ def finetune_epochs(model: nn.Module, data, epochs: int = 1, lr: float = 1e-3,
     return model.eval()
 
 
+def metanetwork_edit(model: nn.Module, example_inputs, metanetwork) -> nn.Module:
+    """A copy of ``model`` with the weights ``theta + delta`` that ``metanetwork`` (a checkpoint
+    path, run directory, or loaded :class:`~weightspace.checkpoint.TrainedMetanetwork`) outputs
+    for it; buffers (BatchNorm statistics) are kept."""
+    from weightspace.checkpoint import load_trained
+    from weightspace.inference import predict
+
+    device = next(model.parameters()).device
+    trained = load_trained(metanetwork, device)
+    if not trained.task.equivariant:
+        raise ValueError(f"the metanetwork was trained for task {trained.task.name!r}, which "
+                         f"predicts rather than edits weights; prune needs one trained with "
+                         f"task=meta_prune")
+    return predict(trained, [model], device=device, example_inputs=example_inputs)[0].eval()
+
+
 def prune(model: nn.Module, example_inputs, speedup: float = 2.0, metanetwork=None,
           importance: str = "group_l2", finetune: Callable | dict | None = None,
           ignored_layers=None, data=None, finetune_data=None, calibrate=None
           ) -> tuple[nn.Module, PruneReport]:
     """A structurally pruned copy of ``model`` with ``speedup`` times fewer MACs, and a report.
 
+    - ``metanetwork``: a ``task=meta_prune`` checkpoint (path, run directory or loaded): its
+      equivariant edit ``theta + delta`` is applied first (:func:`metanetwork_edit`), then the
+      edited network is pruned the same way. One trained on other architectures raises a
+      :class:`~weightspace.errors.SpecMismatchError` naming both.
     - ``importance``: ``group_l2`` (DepGraph group-norm, global), ``group_l1``, ``l1`` (per-layer
       filter magnitude), ``random``; see :mod:`weightspace.pruning.structural`.
     - ``finetune``: a callable ``model -> model``, or ``{"epochs": .., "lr": ..}`` for Adam on
@@ -128,19 +150,22 @@ def prune(model: nn.Module, example_inputs, speedup: float = 2.0, metanetwork=No
     The input ``model`` is not modified. The result converts to a parameter graph and back
     like any network the graph layer reads.
     """
-    if metanetwork is not None:
-        raise NotImplementedError("metanetwork-guided pruning (task=meta_prune) is not built "
-                                  "yet; prune without a metanetwork")
     inputs = tuple(example_inputs) if isinstance(example_inputs, list | tuple) \
         else (example_inputs,)
     macs_before, params_before = count_macs(model, inputs)
-    pruned = prune_to_speedup(model, inputs, speedup, importance, ignored_layers)
-    if calibrate is not None:
-        recalibrate_batchnorm(pruned, calibrate)
     report = PruneReport(macs_before, 0.0, params_before, 0, layer_widths(model), {},
                          importance=importance)
+    source = model
+    if metanetwork is not None:
+        source = metanetwork_edit(model, inputs, metanetwork)
+        report.notes.append("weights edited by the metanetwork before pruning")
+    pruned = prune_to_speedup(source, inputs, speedup, importance, ignored_layers)
+    if calibrate is not None:
+        recalibrate_batchnorm(pruned, calibrate)
     if data is not None:
         report.accuracy_before = accuracy(model, data)
+        if metanetwork is not None:
+            report.accuracy_edited = accuracy(source, data)
         report.accuracy_pruned = accuracy(pruned, data)
     if finetune is not None:
         if callable(finetune):

@@ -121,10 +121,11 @@ def prune_to_speedup(model: nn.Module, example_inputs, speedup: float,
         net = copy.deepcopy(pruned)
         if ratio > 0:
             paths_of = dict(net.named_modules())
-            pruner = tp.pruner.BasePruner(
-                net, inputs, importance=imp, global_pruning=global_pruning,
-                pruning_ratio=ratio, max_pruning_ratio=max_ratio, iterative_steps=1,
-                ignored_layers=[paths_of[p] for p in ignored_paths])
+            with torch.enable_grad():  # DepGraph traces through autograd (callers may not)
+                pruner = tp.pruner.BasePruner(
+                    net, inputs, importance=imp, global_pruning=global_pruning,
+                    pruning_ratio=ratio, max_pruning_ratio=max_ratio, iterative_steps=1,
+                    ignored_layers=[paths_of[p] for p in ignored_paths])
             with torch.no_grad():
                 pruner.step()
         return net, base_macs / count_macs(net, inputs)[0]

@@ -1,10 +1,11 @@
 """``Task``: what a metanetwork is trained to do -- its output, loss, metrics and plot.
 
-A task sees batches ``(vecs [B, P], buffers [B, Q], y [B])`` of a zoo split and the model's
-output: ``[B, out_dim]`` for an invariant task, ``delta [B, P]`` (a change of every weight, in
-the spec's layout) for an equivariant one. :meth:`Task.encode` turns zoo targets into what the
-loss compares against (standardised values, one-hot labels), so that augmentations such as
-MixUp can mix them; :meth:`Task.record` keeps per-network results for :meth:`Task.metrics`.
+A task sees batches ``(vecs [B, P], buffers [B, Q], y [B])`` of a zoo split (all of one
+architecture, ``arch``) and the model's output: ``[B, out_dim]`` for an invariant task,
+``delta [B, P]`` (a change of every weight, in the spec's layout) for an equivariant one.
+:meth:`Task.encode` turns zoo targets into what the loss compares against (standardised values,
+one-hot labels), so that augmentations such as MixUp can mix them; :meth:`Task.record` keeps
+per-network results for :meth:`Task.metrics`.
 """
 
 from __future__ import annotations
@@ -40,10 +41,14 @@ class Task(ABC):
         return y
 
     @abstractmethod
-    def loss(self, out: Tensor, vecs: Tensor, buffers: Tensor, target: Tensor) -> Tensor: ...
+    def loss(self, out: Tensor, vecs: Tensor, buffers: Tensor, target: Tensor,
+             arch: int = 0) -> Tensor:
+        """The training loss of one batch, whose networks are of architecture ``arch`` (its
+        position among the task's ``archs``)."""
 
     @abstractmethod
-    def record(self, out: Tensor, vecs: Tensor, buffers: Tensor, y: Tensor) -> Tensor:
+    def record(self, out: Tensor, vecs: Tensor, buffers: Tensor, y: Tensor,
+               arch: int = 0) -> Tensor:
         """Per-network results ``[B, ...]`` (detached) that :meth:`metrics` reads."""
 
     @abstractmethod

@@ -65,10 +65,10 @@ class EditINR(Task):
         self._to(y.device)
         return self.targets[y.long()]
 
-    def loss(self, out, vecs, buffers, target):
+    def loss(self, out, vecs, buffers, target, arch=0):
         return F.mse_loss(self.render(vecs + out.float()), target)
 
-    def record(self, out, vecs, buffers, y):
+    def record(self, out, vecs, buffers, y, arch=0):
         """``[B, 3, pixels]``: the unedited rendering, the edited one, the target."""
         with torch.no_grad():
             return torch.stack([self.render(vecs), self.render(vecs + out.float()),

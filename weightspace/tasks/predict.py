@@ -50,10 +50,10 @@ class Regression(Task):
     def encode(self, y: Tensor) -> Tensor:
         return (y.float() - self.mean) / self.std
 
-    def loss(self, out, vecs, buffers, target):
+    def loss(self, out, vecs, buffers, target, arch=0):
         return F.mse_loss(out.float().squeeze(-1), target)
 
-    def record(self, out, vecs, buffers, y):
+    def record(self, out, vecs, buffers, y, arch=0):
         return out.detach().float().squeeze(-1) * self.std + self.mean
 
     def metrics(self, records, y):
@@ -104,10 +104,10 @@ class Classification(Task):
     def encode(self, y: Tensor) -> Tensor:
         return F.one_hot(y.long(), self.num_classes).float()
 
-    def loss(self, out, vecs, buffers, target):
+    def loss(self, out, vecs, buffers, target, arch=0):
         return F.cross_entropy(out.float(), target)  # soft (mixed) targets are allowed
 
-    def record(self, out, vecs, buffers, y):
+    def record(self, out, vecs, buffers, y, arch=0):
         return out.detach().float()
 
     def metrics(self, records, y):
