@@ -10,12 +10,15 @@ training (``--sparse-epochs`` with Torch-Pruning's group-norm regulariser, then 
 (d) meta pruning: the weights edited by a ``task=meta_prune`` metanetwork (``--metanetwork``,
 a run directory or ``best.pt`` trained on this zoo), then group-L2. With a metanetwork the
 held-out networks are its own test split (its ``data.fractions`` and ``data.split_seed``).
+``--equal-total-budget``: (c)'s sparse-training epochs count against its budget, so every other
+method fine-tunes ``--sparse-epochs`` epochs more (the metanetwork's own training is shared by
+all networks and not counted).
 
     python scripts/train.py data.zoo=zoos/digits_resnet.h5 model=gmn task=meta_prune \
         out_dir=runs/meta_prune
     python scripts/bench_prune.py --zoo zoos/digits_resnet.h5 [--networks 8]
         [--metanetwork runs/meta_prune] [--speedups 1.5 2 3] [--finetune-epochs 1]
-        [--sparse-epochs 3] [--plot PATH] [--no-calibrate]
+        [--sparse-epochs 3] [--equal-total-budget] [--plot PATH] [--no-calibrate]
 """
 
 from __future__ import annotations
@@ -59,6 +62,8 @@ def main():
     p.add_argument("--networks", type=int, default=8)
     p.add_argument("--speedups", type=float, nargs="+", default=[1.5, 2.0, 3.0])
     p.add_argument("--finetune-epochs", type=int, default=1)
+    p.add_argument("--equal-total-budget", action="store_true",
+                   help="methods other than (c) fine-tune --sparse-epochs epochs more")
     p.add_argument("--sparse-epochs", type=int, default=3)
     p.add_argument("--metanetwork", default=None,
                    help="a task=meta_prune run directory or best.pt trained on this zoo: (d)")
@@ -78,12 +83,15 @@ def main():
         trained = load_trained(a.metanetwork)
         methods["(d) meta pruning + group-L2"] = "meta"
         fractions, split_seed = trained.config.data.fractions, trained.config.data.split_seed
+    extra = a.sparse_epochs if a.equal_total_budget else 0
+    budget = {name: a.finetune_epochs + (0 if method == "sparse" else extra)
+              for name, method in methods.items()}
     results = {(m, s, k): [] for m in methods for s in a.speedups for k in ("pruned", "tuned")}
     base = []
     indices = held_out(zoo, a.networks, fractions, split_seed)
-    print(f"{zoo.recipe['recipe']}: {len(indices)} held-out networks; fine-tune budget "
-          f"{a.finetune_epochs} epoch(s) of Adam (lr 1e-3) for every method; (c) trains "
-          f"{a.sparse_epochs} extra epochs with the group regulariser before pruning", flush=True)
+    print(f"{zoo.recipe['recipe']}: {len(indices)} held-out networks; fine-tune epochs of "
+          f"Adam (lr 1e-3): {budget}; (c) trains {a.sparse_epochs} extra epochs with the group "
+          f"regulariser before pruning", flush=True)
     for index in indices:
         net = zoo.load(index, recipe.network_of(zoo.arch_of(index))).eval()
         base.append(accuracy(net, data["test"]))
@@ -99,7 +107,7 @@ def main():
                 pruned, _ = prune(source, example, s, importance=method,
                                   calibrate=None if a.no_calibrate else data["train"][0])
                 results[name, s, "pruned"].append(accuracy(pruned, data["test"]))
-                tuned = finetune_epochs(pruned, data["train"], epochs=a.finetune_epochs)
+                tuned = finetune_epochs(pruned, data["train"], epochs=budget[name])
                 results[name, s, "tuned"].append(accuracy(tuned, data["test"]))
         print(f"  network {index}: accuracy {base[-1]:.3f}", flush=True)
 
@@ -127,7 +135,8 @@ def main():
                                marker="o", capsize=3, label=name)
             ax[i].axhline(np.mean(base), color="gray", ls="--", lw=0.8, label="unpruned")
             ax[i].set(xlabel="MAC speed-up", title="right after pruning" if i == 0
-                      else f"after {a.finetune_epochs} fine-tune epoch(s)")
+                      else "after fine-tuning (" + ("equal total budget" if extra else
+                                                    f"{a.finetune_epochs} epoch(s)") + ")")
         ax[0].set_ylabel("test accuracy")
         ax[1].legend(fontsize=7)
         fig.tight_layout()

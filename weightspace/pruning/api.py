@@ -145,7 +145,8 @@ def prune(model: nn.Module, example_inputs, speedup: float = 2.0, metanetwork=No
     - ``data``: ``(x, y)`` or batches to report accuracy before, right after pruning, and after.
     - ``ignored_layers``: modules (or paths) whose output channels stay.
     - ``calibrate``: images (or ``(x, y)``; labels unused) on which the pruned network's
-      BatchNorm statistics are re-estimated right after pruning.
+      BatchNorm statistics are re-estimated right after pruning (and the edited network's,
+      with a metanetwork).
 
     The input ``model`` is not modified. The result converts to a parameter graph and back
     like any network the graph layer reads.
@@ -159,6 +160,8 @@ def prune(model: nn.Module, example_inputs, speedup: float = 2.0, metanetwork=No
     if metanetwork is not None:
         source = metanetwork_edit(model, inputs, metanetwork)
         report.notes.append("weights edited by the metanetwork before pruning")
+        if calibrate is not None:  # the edit was trained with batch statistics
+            recalibrate_batchnorm(source, calibrate)
     pruned = prune_to_speedup(source, inputs, speedup, importance, ignored_layers)
     if calibrate is not None:
         recalibrate_batchnorm(pruned, calibrate)

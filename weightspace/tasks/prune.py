@@ -24,7 +24,8 @@ edited, pruned to ``speedup`` times fewer MACs with global group-L2 importance
 (:func:`~weightspace.pruning.structural.prune_to_speedup`), its BatchNorm statistics re-estimated
 on the training images, and its accuracy measured on the recipe's *validation* images
 (``pruned_acc``). Beside it the same for the unedited network (``pruned_acc_unedited``: what
-editing has to beat; computed once per network), and both unpruned accuracies. Test images are
+editing has to beat; computed once per network), and both unpruned accuracies (the edited
+network's with its BatchNorm statistics re-estimated too). Test images are
 left to the benchmark (``scripts/bench_prune.py``).
 """
 
@@ -113,13 +114,15 @@ class MetaPrune(Task):
         return accuracy(pruned, (self.val_x, self.val_y))
 
     def record(self, out, vecs, buffers, y, arch=0):
-        from weightspace.pruning.api import accuracy
+        from weightspace.pruning.api import accuracy, recalibrate_batchnorm
 
         rows = []
         for i in range(len(vecs)):
             b = None if buffers is None else buffers[i]
             original = self.network(vecs[i], b, arch)
-            edited = self.network(vecs[i] + out[i].float(), b, arch)
+            # trained with batch statistics: the edited network's own are re-estimated
+            edited = recalibrate_batchnorm(self.network(vecs[i] + out[i].float(), b, arch),
+                                           self.train_x)
             key = vecs[i].detach().cpu().numpy().tobytes()
             if key not in self._unedited:
                 self._unedited[key] = self.pruned_accuracy(original)
