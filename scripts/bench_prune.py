@@ -9,7 +9,8 @@ labels, no gradients; ``--no-calibrate`` skips it). Methods:
 training (``--sparse-epochs`` with Torch-Pruning's group-norm regulariser, then group-L2),
 (d) meta pruning: the weights edited by a ``task=meta_prune`` metanetwork (``--metanetwork``,
 a run directory or ``best.pt`` trained on this zoo), then group-L2. With a metanetwork the
-held-out networks are its own test split (its ``data.fractions`` and ``data.split_seed``).
+held-out networks are its own test split (its architectures, ``data.fractions`` and
+``data.split_seed``).
 ``--equal-total-budget``: (c)'s sparse-training epochs count against its budget, so every other
 method fine-tunes ``--sparse-epochs`` epochs more (the metanetwork's own training is shared by
 all networks and not counted).
@@ -17,7 +18,8 @@ all networks and not counted).
     python scripts/train.py data.zoo=zoos/digits_resnet.h5 model=gmn task=meta_prune \
         out_dir=runs/meta_prune
     python scripts/bench_prune.py --zoo zoos/digits_resnet.h5 [--networks 8]
-        [--metanetwork runs/meta_prune] [--speedups 1.5 2 3] [--finetune-epochs 1]
+        [--metanetwork runs/meta_prune] [--min-accuracy 0.5] [--speedups 1.5 2 3]
+        [--finetune-epochs 1]
         [--sparse-epochs 3] [--equal-total-budget] [--plot PATH] [--no-calibrate]
 """
 
@@ -35,12 +37,18 @@ from weightspace.pruning import accuracy, finetune_epochs, metanetwork_edit, pru
 from weightspace.zoo import Zoo
 
 
-def held_out(zoo: Zoo, count: int, fractions=(0.8, 0.1, 0.1), seed: int = 0) -> list[int]:
-    """Indices of the test split's networks at their last checkpoint."""
-    ds = zoo.dataset("test", fractions=tuple(fractions), seed=seed)
+def held_out(zoo: Zoo, count: int, fractions=(0.8, 0.1, 0.1), seed: int = 0,
+             archs=None, min_accuracy: float = 0.0) -> list[int]:
+    """Indices of the test split's networks at their last checkpoint whose recorded
+    ``test_acc`` is at least ``min_accuracy``; with ``archs``, of those architectures only,
+    each split as the training app splits it (by run, per architecture)."""
     meta = zoo.metadata()
     last = meta["epoch"].max()
-    return [int(i) for i in ds.indices if meta["epoch"][i] == last][:count]
+    parts = [zoo.dataset("test", arch=a, fractions=tuple(fractions), seed=seed)
+             for a in archs] if archs else [zoo.dataset("test", fractions=tuple(fractions),
+                                                        seed=seed)]
+    return [int(i) for ds in parts for i in ds.indices
+            if meta["epoch"][i] == last and meta["test_acc"][i] >= min_accuracy][:count]
 
 
 def sparse_train(model, example_inputs, data, epochs: int, lr: float = 1e-3, reg: float = 5e-4,
@@ -61,6 +69,8 @@ def main():
     p.add_argument("--zoo", required=True)
     p.add_argument("--networks", type=int, default=8)
     p.add_argument("--speedups", type=float, nargs="+", default=[1.5, 2.0, 3.0])
+    p.add_argument("--min-accuracy", type=float, default=0.0,
+                   help="skip held-out networks below this test accuracy (failed runs)")
     p.add_argument("--finetune-epochs", type=int, default=1)
     p.add_argument("--equal-total-budget", action="store_true",
                    help="methods other than (c) fine-tune --sparse-epochs epochs more")
@@ -78,17 +88,18 @@ def main():
     example = data["train"][0][:2]
     methods = {"(a) l1, per layer": "l1", "(b) group-L2, global": "group_l2",
                "(c) sparse training + group-L2": "sparse"}
-    fractions, split_seed = (0.8, 0.1, 0.1), 0
+    fractions, split_seed, archs = (0.8, 0.1, 0.1), 0, None
     if a.metanetwork:
         trained = load_trained(a.metanetwork)
         methods["(d) meta pruning + group-L2"] = "meta"
         fractions, split_seed = trained.config.data.fractions, trained.config.data.split_seed
+        archs = [s.id for s in trained.specs]
     extra = a.sparse_epochs if a.equal_total_budget else 0
     budget = {name: a.finetune_epochs + (0 if method == "sparse" else extra)
               for name, method in methods.items()}
     results = {(m, s, k): [] for m in methods for s in a.speedups for k in ("pruned", "tuned")}
     base = []
-    indices = held_out(zoo, a.networks, fractions, split_seed)
+    indices = held_out(zoo, a.networks, fractions, split_seed, archs, a.min_accuracy)
     print(f"{zoo.recipe['recipe']}: {len(indices)} held-out networks; fine-tune epochs of "
           f"Adam (lr 1e-3): {budget}; (c) trains {a.sparse_epochs} extra epochs with the group "
           f"regulariser before pruning", flush=True)
