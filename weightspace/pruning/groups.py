@@ -36,7 +36,6 @@ class ChannelGroups:
     """The prunable channel groups of ``spec``, as membership pairs ``(param, group)``."""
 
     def __init__(self, spec):
-        self.spec_id = spec.id
         node_group = torch.full((spec.num_nodes,), -1, dtype=torch.long)
         offset, layer = 0, []
         for group in spec.permutation_groups:
@@ -74,10 +73,6 @@ class ChannelGroups:
         unique = torch.unique(stacked, dim=1) if stacked.numel() else stacked
         self.param_index, self.group_index = unique[0], unique[1]
 
-    def sizes(self) -> Tensor:
-        """``[G]``: the number of parameters of each group."""
-        return torch.bincount(self.group_index, minlength=self.num_groups)
-
     def norms(self, vecs: Tensor) -> Tensor:
         """``[B, G]`` group L2 norms of weight vectors ``vecs [B, P]`` (``[G]`` for ``[P]``)."""
         squeeze = vecs.dim() == 1
@@ -90,7 +85,8 @@ class ChannelGroups:
         return n[0] if squeeze else n
 
     def relative_importance(self, vecs: Tensor) -> Tensor:
-        """``[B, G]``: ``n_g^2`` over its mean among the channels of the same layer."""
+        """``[B, G]`` for ``vecs [B, P]``: ``n_g^2`` over its mean among the channels of the
+        same layer (permutation group)."""
         sq = self.norms(vecs) ** 2
         layer = self.layer_index.to(sq.device)
         total = sq.new_zeros(sq.shape[0], self.num_layers).index_add_(1, layer, sq)

@@ -61,7 +61,6 @@ class MetaPrune(Task):
                              f"recipe {recipe.get('recipe')!r}")
         if not speedup > 1:
             raise ValueError(f"task.speedup must be > 1 (MACs before / after), got {speedup}")
-        self.recipe_name = recipe["recipe"]
         self.speedup, self.sparsity, self.batch_size = float(speedup), float(sparsity), batch_size
         self.mask_fraction = 1 - self.speedup ** -0.5 if mask_fraction is None \
             else float(mask_fraction)
@@ -114,6 +113,8 @@ class MetaPrune(Task):
         return accuracy(pruned, (self.val_x, self.val_y))
 
     def record(self, out, vecs, buffers, y, arch=0):
+        """``[B, 4]``: validation accuracy unedited and edited, then both pruned (``RECORDS``);
+        one network at a time, since pruning makes each a different module."""
         from weightspace.pruning.api import accuracy, recalibrate_batchnorm
 
         rows = []
