@@ -113,6 +113,19 @@ def test_verify_catches_nan_written_by_someone_else(zoo_path):
     assert "NaN" in report.problems[0].message
 
 
+def test_verify_names_the_file_whose_matrix_disagrees_with_the_spec(zoo_path):
+    spec, params, *_ = write_models(zoo_path, np.arange(2))
+    ZooWriter(zoo_path).finalize()
+    with h5py.File(zoo_path, "r+") as f:
+        g = f["archs"][spec.id]
+        del g["params"]
+        g.create_dataset("params", data=params[:, :-1].numpy(), fletcher32=True)
+    report = verify(zoo_path)
+    assert [(p.file, p.index) for p in report.problems] == [(str(zoo_path), None)]
+    assert f"params have {spec.num_params - 1} columns, the spec {spec.num_params}" in \
+        report.problems[0].message
+
+
 def test_loaded_model_holds_the_stored_weights(zoo_path):
     from model_zoo import nets
 

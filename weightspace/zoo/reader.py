@@ -191,6 +191,20 @@ class Zoo:
         all_ = np.arange(len(self))
         return all_ if arch is None else all_[self._arch_of == arch]
 
+    def file_of(self, index: int) -> Path:
+        """The file (the zoo itself or one of its shards) that stores model ``index``."""
+        return self.parts[int(self._part_of[index])]
+
+    def stored_widths(self, arch: str) -> dict[Path, dict[str, int]]:
+        """For each file holding models of ``arch``: how many columns its ``params`` and
+        ``buffers`` matrices have (0 where there is no buffer matrix)."""
+        out = {}
+        for part in np.unique(self._part_of[self._arch_of == arch]):
+            ds = self._file(int(part))["archs"][arch]
+            out[self.parts[int(part)]] = {what: ds[what].shape[1] if what in ds else 0
+                                          for what in ("params", "buffers")}
+        return out
+
     # ------------------------------------------------------------------ weights
     def _read_rows(self, indices, what: str) -> np.ndarray:
         indices = np.asarray(indices, dtype=np.int64).reshape(-1)

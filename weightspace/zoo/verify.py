@@ -61,15 +61,13 @@ def _verify_arch(zoo: Zoo, arch: str, report: VerifyReport):
     if spec.id != arch:
         report.problems.append(Problem(str(zoo.parts[0]), None,
                                        f"architecture {arch}: its spec has id {spec.id}"))
-    for part in np.unique(zoo._part_of[idx]):
-        ds = zoo._file(int(part))["archs"][arch]
-        shapes = {"params": spec.num_params, "buffers": len(spec.buffers)}
-        for what, width in shapes.items():
-            stored = ds[what].shape[1] if what in ds else 0
-            if stored != width:
+    expected = {"params": spec.num_params, "buffers": len(spec.buffers)}
+    for part, widths in zoo.stored_widths(arch).items():
+        for what, width in expected.items():
+            if widths[what] != width:
                 report.problems.append(Problem(
-                    str(zoo.parts[int(part)]), None,
-                    f"architecture {arch}: {what} have {stored} columns, the spec {width}"))
+                    str(part), None,
+                    f"architecture {arch}: {what} have {widths[what]} columns, the spec {width}"))
                 return
     for start in range(0, idx.size, BLOCK):
         block = idx[start : start + BLOCK]
@@ -77,7 +75,7 @@ def _verify_arch(zoo: Zoo, arch: str, report: VerifyReport):
             rows = _read_or_split(zoo, block, what, report)
             for i, row in rows:
                 if not np.isfinite(row).all():
-                    report.problems.append(Problem(_file_of(zoo, i), int(i),
+                    report.problems.append(Problem(str(zoo.file_of(i)), int(i),
                                                    f"{what} hold NaN or infinite values"))
         report.checked += block.size
 
@@ -95,10 +93,6 @@ def _read_or_split(zoo, block, what, report):
         except ZooCorruptionError as err:
             report.problems.append(Problem(err.path, int(i), f"{what} fail their checksum"))
     return rows
-
-
-def _file_of(zoo: Zoo, index: int) -> str:
-    return str(zoo.parts[int(zoo._part_of[index])])
 
 
 def info(path: str | os.PathLike) -> dict:
