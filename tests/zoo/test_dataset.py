@@ -78,3 +78,22 @@ def test_where_selects_models_by_column(zoo_path):
         Zoo(zoo_path).dataset("all", where={"epochs": 2})
     with pytest.raises(ValueError, match="matches"):
         Zoo(zoo_path).dataset("all", where={"epoch": 7})
+
+
+def test_where_ranges_select_without_moving_runs_between_splits(zoo_path):
+    write_models(zoo_path, np.arange(20))  # test_acc rises with the model index
+    zoo = Zoo(zoo_path)
+    meta = zoo.metadata()
+    good = {"test_acc": {"min": 0.3, "max": 0.9}}
+    for split in ("train", "val", "test"):
+        every = zoo.dataset(split)
+        some = zoo.dataset(split, where=good)
+        # the selection only removes models from a split: runs keep the split they had
+        assert set(some.indices) <= set(every.indices)
+        acc = meta["test_acc"][some.indices]
+        assert ((acc >= 0.3) & (acc <= 0.9)).all()
+    chosen = zoo.dataset("all", where=good).indices
+    expected = np.nonzero((meta["test_acc"] >= 0.3) & (meta["test_acc"] <= 0.9))[0]
+    assert chosen.tolist() == expected.tolist()
+    with pytest.raises(KeyError, match="'above'"):
+        zoo.dataset("all", where={"test_acc": {"above": 0.5}})

@@ -6,11 +6,19 @@ cumulative ``fractions`` (train, val, test). Normalisation statistics come from 
 split only. Items are ``(params [P], target)`` -- ``(params, buffers [Q], target)`` with
 ``buffers=True`` -- and ``params`` alone without a target; a DataLoader batch of indices is
 read with one block read per run of consecutive rows (``__getitems__``). Each DataLoader
-worker opens the files itself, lazily. ``where={"epoch": [18]}`` keeps only the models whose
-columns take one of the listed values (e.g. final checkpoints), before splitting.
+worker opens the files itself, lazily.
+
+``where`` selects models by their metadata columns: ``{"epoch": [18]}`` keeps the models whose
+column takes one of the listed values (e.g. final checkpoints), ``{"val_acc": {"min": 0.5}}``
+those whose value lies in ``[min, max]`` (either bound may be left out), e.g. to leave failed
+runs out. The split is drawn over all runs of the architecture *before* the selection, so a
+run's split never depends on ``where``: a run left out of one selection cannot move into
+another selection's test split.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import numpy as np
 import torch
@@ -38,6 +46,31 @@ def split_by_run(run_ids: np.ndarray, fractions=(0.8, 0.1, 0.1), seed: int = 0
     return {name: np.nonzero(labels == name)[0] for name in SPLITS}
 
 
+def selected(meta: dict[str, np.ndarray], positions: np.ndarray, where: dict | None
+             ) -> np.ndarray:
+    """Which of the models at ``positions`` satisfy every condition of ``where`` (a mask):
+    a list of allowed values, one value, or a ``{"min": a, "max": b}`` range (inclusive)."""
+    keep = np.ones(len(positions), dtype=bool)
+    for column, condition in (where or {}).items():
+        if column not in meta:
+            raise KeyError(f"no metadata column {column!r} to select on (where=); the zoo "
+                           f"has {sorted(k for k in meta if k != 'arch')}")
+        values = meta[column][positions]
+        if isinstance(condition, Mapping):
+            unknown = set(condition) - {"min", "max"}
+            if unknown:
+                raise KeyError(f"where.{column}: a range takes 'min' and 'max', not "
+                               f"{sorted(unknown)}")
+            if "min" in condition:
+                keep &= values >= condition["min"]
+            if "max" in condition:
+                keep &= values <= condition["max"]
+        else:
+            allowed = condition if isinstance(condition, list | tuple) else [condition]
+            keep &= np.isin(values, allowed)
+    return keep
+
+
 class ZooDataset(Dataset):
     def __init__(self, zoo: Zoo | str, split: str = "train", target: str | None = None,
                  arch: str | None = None, fractions=(0.8, 0.1, 0.1), seed: int = 0,
@@ -59,17 +92,16 @@ class ZooDataset(Dataset):
         if target is not None and target not in meta:
             raise KeyError(f"no metadata column {target!r}; the zoo has "
                            f"{sorted(k for k in meta if k != 'arch')}")
-        for column, allowed in (where or {}).items():
-            if column not in meta:
-                raise KeyError(f"no metadata column {column!r} to select on (where=); the zoo "
-                               f"has {sorted(k for k in meta if k != 'arch')}")
-            values = allowed if isinstance(allowed, list | tuple) else [allowed]
-            in_arch = in_arch[np.isin(meta[column][in_arch], values)]
-        if in_arch.size == 0:
-            raise ValueError(f"no model of architecture {arch} matches where={where}")
         splits = split_by_run(meta["run_id"][in_arch], fractions, seed)
-        self.indices = in_arch if split == "all" else in_arch[splits[split]]
-        self._train = in_arch[splits["train"]]
+        keep = selected(meta, in_arch, where)
+        if not keep.any():
+            raise ValueError(f"no model of architecture {arch} matches where={where}")
+
+        def kept(name):  # the selected models of one split, in canonical order
+            return in_arch[splits[name][keep[splits[name]]]]
+
+        self.indices = in_arch[keep] if split == "all" else kept(split)
+        self._train = kept("train")
         self.target = target
         self.targets = (torch.as_tensor(meta[target][self.indices].astype(np.float64),
                                         dtype=torch.float32) if target else None)
