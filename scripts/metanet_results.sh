@@ -15,11 +15,13 @@ if [[ $parts == *cnn* ]]; then  # accuracy prediction, every checkpoint of every
 fi
 # digit classification and dilation editing on the INR zoo (final fits only), INR_EPOCHS
 # epochs (default 30). The GMN is 3 x 32 here (a 4 x 64 one is ~4x slower on a 2-core CPU),
-# learns faster at lr 3e-3, and reads SIREN weights through Fourier features (with raw values
-# it stays at chance: benchmarks/RESULTS.md). GMN_AUG=0 skips the GMN's augmented runs (they
-# take most of the time on a 2-core CPU).
+# learns faster at lr 3e-3, reads SIREN weights through Fourier features (with raw values
+# it stays at chance: benchmarks/RESULTS.md) and, unless GMN_PROBES=0, gets 16 probe values
+# per neuron. GMN_AUG=0 skips the GMN's augmented runs (they take most of the time on a
+# 2-core CPU).
 inr="data.zoo=$zoos/digits_inr.h5 +data.where.step=[300] trainer.epochs=${INR_EPOCHS:-30}"
-gmn="model=gmn model.hidden=32 model.layers=3 model.fourier=8 trainer.lr=0.003"
+gmn="model=gmn model.hidden=32 model.layers=3 model.fourier=8 model.probes=${GMN_PROBES:-16}
+trainer.lr=0.003"
 if [[ $parts == *inr* ]]; then
   for aug in "augment.symmetries=false" "augment.symmetries=true augment.noise=0.05"; do
     tag=$( [[ $aug == *true* ]] && echo aug || echo plain )

@@ -103,7 +103,8 @@ def test_task_mistakes_are_named(inr_zoo, zoo, tmp_path):
 
 
 def test_predict_and_evaluate_from_the_run_directory(inr_zoo, tmp_path, capsys):
-    results = run(config(inr_zoo, "model=gmn", "task=classify_inr"), tmp_path)
+    # with probe features: the reloaded model rebuilds its networks from the zoo's recipe
+    results = run(config(inr_zoo, "model=gmn", "task=classify_inr", "model.probes=4"), tmp_path)
     assert evaluate(tmp_path, "test") == results["test"]
     assert cli(["evaluate", f"ckpt={tmp_path / 'best.pt'}", "split=val"]) == 0
     assert json.loads(capsys.readouterr().out)["accuracy"] == results["val"]["accuracy"]

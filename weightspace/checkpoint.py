@@ -67,7 +67,8 @@ def load_trained(path: str | os.PathLike | TrainedMetanetwork,
     specs = [GraphSpec.from_dict(d) for d in json.loads(state["specs"])]
     task = make_task(cfg.task, state.get("recipe", {}), [s.id for s in specs])
     task.load_state(state["task"])
-    model = WeightSpaceModel.from_config(cfg.model, specs, task.out_dim(), task.equivariant)
+    model = WeightSpaceModel.from_config(cfg.model, specs, task.out_dim(), task.equivariant,
+                                         state.get("recipe", {}))
     model.load_state_dict(state["model"])
     return TrainedMetanetwork(model.to(device).eval(), task, cfg, int(state["epoch"]),
                               dict(state.get("recipe", {})))

@@ -130,7 +130,8 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
     task = make_task(cfg.task, zoo.recipe, archs)
     sets = splits(cfg, zoo, archs)
     task.fit(sets["train"].targets)
-    model = WeightSpaceModel.from_config(cfg.model, specs, task.out_dim(), task.equivariant)
+    model = WeightSpaceModel.from_config(cfg.model, specs, task.out_dim(), task.equivariant,
+                                         zoo.recipe)
     model.fit_normalization([torch.from_numpy(zoo.params(part.indices))
                              for part in sets["train"].parts])
     model = model.to(device)

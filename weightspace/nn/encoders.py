@@ -50,13 +50,15 @@ class IdEmbedding(nn.Embedding):
 
 
 class NodeEncoder(nn.Module):
-    """``x [N, 3]`` (bias, running mean, running var) and node ids -> ``[N, hidden]``."""
+    """``x [N, 3]`` (bias, running mean, running var), node ids and, with ``probes = K``, the
+    probe values ``probe [N, K]`` (:mod:`weightspace.nn.probes`) -> ``[N, hidden]``."""
 
     def __init__(self, hidden: int, fourier: int = 0, max_layers: int = 64, max_io: int = 1024,
-                 num_types: int = 16, num_activations: int = 16):
+                 num_types: int = 16, num_activations: int = 16, probes: int = 0):
         super().__init__()
         self.fourier = FourierFeatures(fourier)
         self.value = nn.Linear(3 * self.fourier.out_multiplier, hidden)
+        self.probe = nn.Linear(probes, hidden) if probes else None
         self.node_type = IdEmbedding(num_types + 1, hidden)
         self.layer = IdEmbedding(max_layers + 1, hidden)
         self.activation = IdEmbedding(num_activations + 1, hidden)
@@ -64,9 +66,15 @@ class NodeEncoder(nn.Module):
         self.output_id = IdEmbedding(max_io + 1, hidden)
 
     def forward(self, data) -> Tensor:
-        return (self.value(self.fourier(data.x)) + self.node_type(data.node_type)
-                + self.layer(data.layer) + self.activation(data.activation)
-                + self.input_id(data.input_id) + self.output_id(data.output_id))
+        h = (self.value(self.fourier(data.x)) + self.node_type(data.node_type)
+             + self.layer(data.layer) + self.activation(data.activation)
+             + self.input_id(data.input_id) + self.output_id(data.output_id))
+        if self.probe is not None:
+            if getattr(data, "probe", None) is None:
+                raise ValueError(f"this encoder reads {self.probe.in_features} probe values per "
+                                 f"node, and the batch has none (batch.probe)")
+            h = h + self.probe(data.probe)
+        return h
 
 
 class EdgeEncoder(nn.Module):

@@ -1,7 +1,8 @@
 """``GraphMetaNetwork``: a permutation-equivariant metanetwork on parameter graphs (PyG).
 
-Node and edge features are encoded (:mod:`weightspace.nn.encoders`), updated by ``layers``
-pre-norm residual :class:`~weightspace.nn.conv.EdgeMPNNConv` blocks, and read out by
+Node and edge features are encoded (:mod:`weightspace.nn.encoders`; with ``probes = K``, also
+``K`` probe values per node, ``batch.probe``: :mod:`weightspace.nn.probes`), updated by
+``layers`` pre-norm residual :class:`~weightspace.nn.conv.EdgeMPNNConv` blocks, and read out by
 
 - an invariant head: one vector of ``graph_out`` values per network (e.g. predicted accuracy);
 - equivariant heads: per node ``3`` and per edge ``F`` values, which
@@ -34,10 +35,11 @@ class MetaNetworkOutput:
 
 class GraphMetaNetwork(nn.Module):
     def __init__(self, edge_features: int, hidden: int = 64, layers: int = 4,
-                 graph_out: int = 1, equivariant: bool = False, fourier: int = 0):
+                 graph_out: int = 1, equivariant: bool = False, fourier: int = 0,
+                 probes: int = 0):
         super().__init__()
         self.edge_features, self.hidden = edge_features, hidden
-        self.node_encoder = NodeEncoder(hidden, fourier)
+        self.node_encoder = NodeEncoder(hidden, fourier, probes=probes)
         self.edge_encoder = EdgeEncoder(edge_features, hidden, fourier)
         # without edge heads, the last layer's edge update would reach no output
         self.convs = nn.ModuleList(EdgeMPNNConv(hidden, update_edges=equivariant or i < layers - 1)

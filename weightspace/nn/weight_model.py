@@ -22,6 +22,10 @@ metanetwork is one of
 - ``np``: :class:`~weightspace.nn.baselines.NPNetwork` (MLP and CNN weight spaces);
 - ``mlp``: :class:`~weightspace.nn.baselines.FlatMLP` on the raw flat vector.
 
+With ``probes = K`` the GMN's nodes also carry what each neuron computes on ``K`` fixed
+inputs (:class:`~weightspace.nn.probes.ProbeFeatures`); that needs a module of each
+architecture (``networks``, which :meth:`from_config` builds from the zoo's recipe).
+
 The GMN reads any mix of architectures (with one edge-feature width); the other models need
 one flat layout, which several specs share when they differ only in what the graph sees
 beyond the weights (e.g. the activation: the Small CNN Zoo's ReLU and tanh networks).
@@ -38,6 +42,7 @@ from weightspace.data.batcher import GraphBatcher
 from weightspace.graph.spec import GraphSpec
 from weightspace.nn.baselines import FlatMLP, NPNetwork, StatNN
 from weightspace.nn.gmn import GraphMetaNetwork
+from weightspace.nn.probes import ProbeFeatures
 
 MODELS = ("gmn", "statnn", "np", "mlp")
 EDITS = ("add", "scale")
@@ -46,7 +51,8 @@ EDITS = ("add", "scale")
 class WeightSpaceModel(nn.Module):
     def __init__(self, name: str, specs: GraphSpec | Sequence[GraphSpec], out_dim: int = 1,
                  equivariant: bool = False, hidden: int = 64, layers: int = 4, fourier: int = 0,
-                 edit_scale: float = 0.01, edit: str = "add"):
+                 edit_scale: float = 0.01, edit: str = "add", probes: int = 0,
+                 networks: Sequence[nn.Module] | None = None):
         super().__init__()
         if edit not in EDITS:
             raise KeyError(f"unknown edit {edit!r} (config key model.edit); known: {EDITS}")
@@ -64,8 +70,20 @@ class WeightSpaceModel(nn.Module):
         out = spec.num_params if equivariant else out_dim
         if name == "gmn":
             self.net = GraphMetaNetwork(spec.num_edge_features, hidden, layers,
-                                        0 if equivariant else out_dim, equivariant, fourier)
+                                        0 if equivariant else out_dim, equivariant, fourier,
+                                        probes)
             self._batchers: dict[str, GraphBatcher] = {}
+            if probes:
+                if networks is None or len(networks) != len(self.specs):
+                    raise ValueError(f"model.probes={probes} runs the networks: pass one module "
+                                     f"per architecture (networks=), or train from a zoo whose "
+                                     f"recipe builds them")
+                # a plain list: the modules' own weights are never trained or saved
+                self._probes = [ProbeFeatures(n, s, probes)
+                                for n, s in zip(networks, self.specs, strict=True)]
+        elif probes:
+            raise ValueError(f"probe features are node features of the gmn; model {name!r} "
+                             f"has no nodes (set model.probes=0)")
         elif name == "statnn":
             if equivariant:
                 raise ValueError("statnn is invariant (weight statistics forget which weight is "
@@ -83,11 +101,19 @@ class WeightSpaceModel(nn.Module):
 
     @classmethod
     def from_config(cls, cfg, specs: GraphSpec | Sequence[GraphSpec], out_dim: int = 1,
-                    equivariant: bool = False):
-        """From a ``model`` config group (``name``, ``hidden``, ``layers``, ...)."""
+                    equivariant: bool = False, recipe: dict | None = None):
+        """From a ``model`` config group (``name``, ``hidden``, ``layers``, ...); ``recipe``
+        (the zoo's) builds the networks that probe features run."""
+        specs = [specs] if isinstance(specs, GraphSpec) else list(specs)
+        probes = int(cfg.get("probes", 0))
+        networks = None
+        if probes and recipe:
+            from model_zoo.recipes import recipe_for
+
+            networks = [recipe_for(recipe).network_of(s.id) for s in specs]
         return cls(cfg.name, specs, out_dim, equivariant, cfg.get("hidden", 64),
                    cfg.get("layers", 4), cfg.get("fourier", 0), cfg.get("edit_scale", 0.01),
-                   cfg.get("edit", "add"))
+                   cfg.get("edit", "add"), probes, networks)
 
     @torch.no_grad()
     def fit_normalization(self, vecs_per_arch: Sequence[Tensor]):
@@ -125,7 +151,11 @@ class WeightSpaceModel(nn.Module):
         std = getattr(self, f"tensor_std_{int(arch)}")
         if self.name == "gmn":
             spec = self.specs[int(arch)]
-            out = self.net(self._batcher(vecs.device)(vecs / std, buffers, spec_id=spec.id))
+            batch = self._batcher(vecs.device)(vecs / std, buffers, spec_id=spec.id)
+            if self.net.node_encoder.probe is not None:
+                probes = self._probes[int(arch)].to(vecs.device)
+                batch.probe = probes(vecs, buffers).reshape(-1, probes.num_probes)
+            out = self.net(batch)
             result = self.net.weight_delta(spec, out) if self.equivariant else out.graph
         else:
             result = self.net(vecs)
