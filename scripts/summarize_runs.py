@@ -23,7 +23,10 @@ def describe(cfg) -> tuple[str, str, str]:
     a = cfg.get("augment", {}) or {}
     augs = [name for name in ("symmetries",) if a.get(name)]
     augs += [f"{name} {a[name]}" for name in ("noise", "dropout", "mixup") if a.get(name)]
-    return cfg.task.name + f" ({cfg.task.target})", f"{m.name} {size}", ", ".join(augs) or "none"
+    extras = [f"{label} {m[key]}" for key, label in (("fourier", "Fourier"), ("probes", "probes"))
+              if m.get(key)]
+    model = ", ".join([f"{m.name} {size}", *extras])
+    return cfg.task.name + f" ({cfg.task.target})", model, ", ".join(augs) or "none"
 
 
 def collect(roots: list[str]) -> dict:
