@@ -2,8 +2,10 @@
 
 (a) ``batched_forward`` (vmap over ``functional_call``) against a Python loop calling the
     module once per weight set, on the same ``[B, P]`` weights and inputs, forward and
-    forward + backward. Targets: the digits MLP of ``task=hyper_regularization`` and the Small
-    CNN.
+    forward + backward. Beside them, the arithmetic floor: one plain call of the module on all
+    B x n inputs (the same multiply-adds with one weight set); loop time over that time bounds
+    the ratio any batched evaluation can reach on this machine. Targets: the digits MLP of
+    ``task=hyper_regularization`` and the Small CNN.
 (b) ``task=hyper_regularization`` trained with a MIP hypernetwork and with the classic
     proportional one, same seeds, same batches, with Adam and with SGD + momentum: steps until
     the (smoothed) training loss reaches ``--target``, final loss, diverged runs; a
@@ -55,6 +57,13 @@ def bench_batched(name: str, module: torch.nn.Module, x: torch.Tensor, weight_se
     def batched():
         return batched_forward(module, flat, x)
 
+    # The floor of any batched evaluation: the same arithmetic with one weight set for all,
+    # as one plain call on all B x n inputs (a dense matmul, no per-set work at all).
+    many = x.repeat(weight_sets, *([1] * (x.dim() - 1)))
+
+    def shared():
+        return module(many)
+
     torch.testing.assert_close(batched(), looped(), rtol=1e-4, atol=1e-5)
     for mode in ("forward", "forward+backward"):
         def run(f, mode=mode):
@@ -66,9 +75,12 @@ def bench_batched(name: str, module: torch.nn.Module, x: torch.Tensor, weight_se
                 flat.grad = None
 
         t_loop, t_batch = timed(lambda: run(looped), repeats), timed(lambda: run(batched), repeats)
+        t_shared = timed(lambda: run(shared), repeats)
+        module.zero_grad(set_to_none=True)
         print(f"(a) {name}, {weight_sets} weight sets x {len(x)} inputs, {mode}: "
               f"loop {1e3 * t_loop:.1f} ms, batched {1e3 * t_batch:.1f} ms, "
-              f"ratio {t_loop / t_batch:.1f}x", flush=True)
+              f"ratio {t_loop / t_batch:.1f}x; one weight set on all inputs "
+              f"{1e3 * t_shared:.1f} ms, so at most {t_loop / t_shared:.1f}x", flush=True)
 
 
 def smooth(values: list[float], alpha: float = 0.1) -> list[float]:

@@ -10,7 +10,7 @@ train() { python scripts/train.py -m trainer.progress=false trainer.seed=0,1,2 "
 
 if [[ $parts == *cnn* ]]; then  # accuracy prediction, every checkpoint of every run
   cnn="data.zoo=$zoos/digits_cnn.h5 task=predict_accuracy trainer.epochs=15"
-  train $cnn model=gmn hydra.sweep.dir="$out/cnn/gmn"
+  train $cnn model=gmn model.probes=${GMN_PROBES:-16} hydra.sweep.dir="$out/cnn/gmn"
   train $cnn model=statnn,np,mlp hydra.sweep.dir="$out/cnn/base"
 fi
 # digit classification and dilation editing on the INR zoo (final fits only), INR_EPOCHS
