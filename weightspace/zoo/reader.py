@@ -62,6 +62,7 @@ class Zoo:
         if not self.parts:
             raise FileNotFoundError(f"no zoo at {', '.join(map(str, self.paths))}")
         self._files: dict[int, h5py.File] = {}
+        self._matrices: dict[tuple[int, str, str], h5py.Dataset] = {}
         self._pid = os.getpid()
         self._specs: dict[str, GraphSpec] = {}
         self.spec_json: dict[str, str] = {}
@@ -70,7 +71,7 @@ class Zoo:
     # ------------------------------------------------------------------ opening
     def _file(self, part: int) -> h5py.File:
         if self._pid != os.getpid():  # a DataLoader worker: h5py handles do not survive fork
-            self._files, self._pid = {}, os.getpid()
+            self._files, self._matrices, self._pid = {}, {}, os.getpid()
         f = self._files.get(part)
         if f is None:
             path = self.parts[part]
@@ -91,10 +92,19 @@ class Zoo:
             self._files[part] = f
         return f
 
+    def _matrix(self, part: int, arch: str, what: str) -> h5py.Dataset:
+        """The ``params`` or ``buffers`` matrix of one architecture in one part, kept open:
+        looking it up through the groups costs as much as reading a few rows."""
+        key = (part, arch, what)
+        ds = self._matrices.get(key) if self._pid == os.getpid() else None
+        if ds is None:
+            ds = self._matrices[key] = self._file(part)["archs"][arch][what]
+        return ds
+
     def close(self):
         for f in self._files.values():
             f.close()
-        self._files = {}
+        self._files, self._matrices = {}, {}
 
     def __enter__(self):
         return self
@@ -224,7 +234,7 @@ class Zoo:
         for part in np.unique(self._part_of[indices]):
             sel = np.nonzero(self._part_of[indices] == part)[0]
             rows = self._row_of[indices[sel]]
-            ds = self._file(int(part))["archs"][arch][what]
+            ds = self._matrix(int(part), arch, what)
             if out is None:
                 out = np.empty((indices.size, ds.shape[1]), dtype=ds.dtype)
             order = np.argsort(rows, kind="stable")
