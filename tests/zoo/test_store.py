@@ -162,6 +162,15 @@ def test_unordered_and_repeated_indices_read_the_right_rows(zoo_path):
     assert np.array_equal(Zoo(zoo_path).params(want), params_of(zoo_path)[want])
 
 
+def test_reads_after_close_reopen_the_file(zoo_path):
+    _, params, *_ = write_models(zoo_path, np.arange(3))
+    zoo = Zoo(zoo_path)
+    first = zoo.params([4, 1])
+    zoo.close()  # drops the open file and the matrices kept from it
+    assert np.array_equal(zoo.params([4, 1]), first)
+    assert np.array_equal(first, params_of(zoo_path)[[4, 1]])
+
+
 def params_of(path):
     zoo = Zoo(path)
     return np.stack([zoo.params([i])[0] for i in range(len(zoo))])
