@@ -163,7 +163,7 @@ def test_unordered_and_repeated_indices_read_the_right_rows(zoo_path):
 
 
 def test_reads_after_close_reopen_the_file(zoo_path):
-    _, params, *_ = write_models(zoo_path, np.arange(3))
+    write_models(zoo_path, np.arange(3))
     zoo = Zoo(zoo_path)
     first = zoo.params([4, 1])
     zoo.close()  # drops the open file and the matrices kept from it
