@@ -70,6 +70,9 @@ class ProbeFeatures:
         # node set -> (module, its offset in the node order, size, role)
         self.sources = [(modules.get(s.name), spec.set_offset[i], s.size, s.role)
                         for i, s in enumerate(spec.blueprint.sets)]
+        # the modules whose outputs are recorded, each once (several sets may share one)
+        self.recorded = list({id(m): m for m, _, _, role in self.sources
+                              if m is not None and role != "input"}.values())
 
     @property
     def num_probes(self) -> int:
@@ -83,11 +86,9 @@ class ProbeFeatures:
     @torch.no_grad()
     def __call__(self, vecs: Tensor, buffers: Tensor | None = None) -> Tensor:
         B, K = vecs.shape[0], self.num_probes
-        wanted = list({id(m): m for m, _, _, role in self.sources
-                       if m is not None and role != "input"}.values())
-        with _recording(self.network, wanted):
+        with _recording(self.network, self.recorded):
             outs = batched_forward(self.network, vecs, self.probes, buffers)
-        values = dict(zip(map(id, wanted), outs[1:], strict=True))
+        values = dict(zip(map(id, self.recorded), outs[1:], strict=True))
         feats = vecs.new_zeros(B, self.spec.num_nodes, K)
         for module, offset, size, role in self.sources:
             if role == "input":
