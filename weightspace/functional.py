@@ -3,10 +3,12 @@
 For weight sets ``theta_1 .. theta_B`` of a module ``f`` and an input ``x``, returns
 ``[f(x; theta_1), ..., f(x; theta_B)]`` stacked on a leading axis, computed as
 ``vmap(functional_call)`` -- one traced forward over stacked tensors instead of B Python-level
-forwards. ``params`` is either a flat matrix ``[B, P]`` in the module's
-:class:`~weightspace.graph.GraphSpec` layout (the rows of a zoo, or a hypernetwork's output) or a
-dict ``name -> [B, *shape]``; names it leaves out fall back to the module's own tensors (shared by
-all B), and names the module does not have are refused.
+forwards -- or, for a plain ``nn.Sequential`` of dense layers and elementwise modules, directly
+as one batched matmul per layer (:mod:`weightspace.batched_sequential`). ``params`` is either a
+flat matrix ``[B, P]`` in the module's :class:`~weightspace.graph.GraphSpec` layout (the rows of
+a zoo, or a hypernetwork's output) or a dict ``name -> [B, *shape]``; names it leaves out fall
+back to the module's own tensors (shared by all B), and names the module does not have are
+refused.
 
 Buffers (BatchNorm statistics) are the module's own unless ``buffers`` gives them per weight
 set (``[B, Q]`` in the spec's buffer layout, or a dict). The module runs in eval mode unless
@@ -25,6 +27,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from weightspace import batched_sequential
 from weightspace.errors import SpecMismatchError
 from weightspace.graph.layout import buffer_layout, parameter_layout
 
@@ -64,12 +67,19 @@ def _check_names(batched: dict[str, Tensor], own: dict[str, Tensor], what: str):
                                     f", the module's is {list(own[name].shape)}")
 
 
-def _check_finite(params: dict[str, Tensor]):
+def _check_finite(params: dict[str, Tensor], flat: Tensor | None = None):
     """A ``ValueError`` naming the first tensor that holds NaN or inf. One reduction and one
-    device sync for all tensors (NaN and inf survive a sum); the per-tensor search runs only
-    when that sum is not finite."""
+    device sync for all tensors (NaN and inf survive a sum) -- over the flat matrix itself when
+    the parameters came as one; the per-tensor search runs only when that sum is not finite
+    (which a sum overflowing to inf also triggers, and the search then clears)."""
     floats = [(n, t.detach()) for n, t in params.items() if t.is_floating_point()]
-    if not floats or torch.isfinite(torch.stack([t.sum().float() for _, t in floats]).sum()):
+    if not floats:
+        return
+    if flat is not None and flat.is_floating_point():
+        total = flat.detach().sum()
+    else:
+        total = torch.stack([t.sum().float() for _, t in floats]).sum()
+    if torch.isfinite(total):
         return
     for name, t in floats:
         if not torch.isfinite(t).all():
@@ -80,6 +90,9 @@ def _check_finite(params: dict[str, Tensor]):
 def _mode(module: nn.Module, train: bool):
     """``module.train(train)`` for the duration, the previous flags restored after."""
     flags = {m: m.training for m in module.modules()}
+    if all(flag == train for flag in flags.values()):  # the common case: nothing to switch
+        yield
+        return
     module.train(train)
     try:
         yield
@@ -136,12 +149,16 @@ def batched_forward(module: nn.Module, params: Tensor | Mapping[str, Tensor], x,
     if len(sizes) != 1:
         raise ValueError(f"parameters and buffers disagree on the number of weight sets: "
                          f"{sorted(sizes)}" if sizes else "no batched parameters given")
-    _check_finite(p)
+    _check_finite(p, params if isinstance(params, Tensor) else None)
     shared = {k: v for k, v in {**own_params, **own_buffers}.items() if k not in p and k not in b}
     if train:  # running statistics are neither read nor written in train mode
         for name in _running_stat_names(module):
             shared.pop(name, None)
             b.pop(name, None)
+
+    layers = None if b else batched_sequential.plan(module, train)
+    if layers is not None:  # a stack of dense layers: one batched matmul per layer, no vmap
+        return batched_sequential.run(layers, p, x, x_batched, chunk_size)
 
     def one(p_b, b_b, x_b):
         return functional_call(module, {**shared, **p_b, **b_b}, (x_b,), strict=False)
