@@ -64,6 +64,26 @@ def sparse_train(model, example_inputs, data, epochs: int, lr: float = 1e-3, reg
     return finetune_epochs(model, data, epochs, lr, seed=seed, after_backward=pruner.regularize)
 
 
+def print_paired(results: dict, methods: dict, speedups: list[float]):
+    """(d) against each other method on the same networks: the mean of the per-network
+    differences, its standard error, and how many networks (d) is ahead on / level / behind."""
+    meta = next(name for name, method in methods.items() if method == "meta")
+    print(f"| {meta} minus | speed-up | right after pruning | after fine-tuning "
+          f"| ahead / level / behind (fine-tuned) |")
+    print("|---|---|---|---|---|")
+    for name in methods:
+        if name == meta:
+            continue
+        for s in speedups:
+            cells = []
+            for stage in ("pruned", "tuned"):
+                diff = np.subtract(results[meta, s, stage], results[name, s, stage])
+                sem = diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else float("nan")
+                cells.append(f"{diff.mean():+.3f} ± {sem:.3f}")
+            cells.append(f"{(diff > 0).sum()} / {(diff == 0).sum()} / {(diff < 0).sum()}")
+            print(f"| {name} | {s:g}x | " + " | ".join(cells) + " |")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--zoo", required=True)
@@ -132,6 +152,8 @@ def main():
                   f"| {statistics.mean(tu):.3f} ± {statistics.pstdev(tu):.3f} |")
     if not a.metanetwork:
         print("| (d) meta pruning | - | needs --metanetwork | - |")
+    else:
+        print_paired(results, methods, a.speedups)
     if a.plot:
         import matplotlib
 
