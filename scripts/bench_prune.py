@@ -75,12 +75,14 @@ def print_paired(results: dict, methods: dict, speedups: list[float]):
         if name == meta:
             continue
         for s in speedups:
+            diffs = {stage: np.subtract(results[meta, s, stage], results[name, s, stage])
+                     for stage in ("pruned", "tuned")}
             cells = []
-            for stage in ("pruned", "tuned"):
-                diff = np.subtract(results[meta, s, stage], results[name, s, stage])
+            for diff in diffs.values():
                 sem = diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else float("nan")
                 cells.append(f"{diff.mean():+.3f} ± {sem:.3f}")
-            cells.append(f"{(diff > 0).sum()} / {(diff == 0).sum()} / {(diff < 0).sum()}")
+            tuned = diffs["tuned"]
+            cells.append(f"{(tuned > 0).sum()} / {(tuned == 0).sum()} / {(tuned < 0).sum()}")
             print(f"| {name} | {s:g}x | " + " | ".join(cells) + " |")
 
 
