@@ -150,15 +150,15 @@ def batched_forward(module: nn.Module, params: Tensor | Mapping[str, Tensor], x,
         raise ValueError(f"parameters and buffers disagree on the number of weight sets: "
                          f"{sorted(sizes)}" if sizes else "no batched parameters given")
     _check_finite(p, params if isinstance(params, Tensor) else None)
+    # a stack of dense layers (no buffers, so none given): one batched matmul per layer, no vmap
+    layers = None if b else batched_sequential.plan(module, train)
+    if layers is not None:
+        return batched_sequential.run(layers, p, x, x_batched, chunk_size)
     shared = {k: v for k, v in {**own_params, **own_buffers}.items() if k not in p and k not in b}
     if train:  # running statistics are neither read nor written in train mode
         for name in _running_stat_names(module):
             shared.pop(name, None)
             b.pop(name, None)
-
-    layers = None if b else batched_sequential.plan(module, train)
-    if layers is not None:  # a stack of dense layers: one batched matmul per layer, no vmap
-        return batched_sequential.run(layers, p, x, x_batched, chunk_size)
 
     def one(p_b, b_b, x_b):
         return functional_call(module, {**shared, **p_b, **b_b}, (x_b,), strict=False)
