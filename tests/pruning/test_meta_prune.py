@@ -17,6 +17,7 @@ from model_zoo.recipes import recipe_for
 from weightspace.errors import SpecMismatchError
 from weightspace.graph.symmetry import sample_symmetries
 from weightspace.pruning import metanetwork_edit
+from weightspace.tasks import MetaPrune
 from weightspace.train import run
 from weightspace.zoo import Zoo
 
@@ -80,6 +81,30 @@ def test_prune_with_the_metanetwork_edits_then_prunes(trained, resnet_zoo):
     torch.testing.assert_close(ws.from_graph(ws.to_graph(pruned), pruned)(X), pruned(X))
 
 
+def test_the_edited_network_is_fine_tuned_before_pruning(trained, resnet_zoo):
+    """``finetune_edited`` sees the edited, unpruned network (Liu et al.'s fine-tuning after
+    the metanetwork); what it returns is what gets pruned."""
+    out, _ = trained
+    net = zoo_network(resnet_zoo)
+    edited = metanetwork_edit(net, X, out)
+    seen = []
+
+    def tune(model):
+        seen.append({k: v.clone() for k, v in model.state_dict().items()})
+        with torch.no_grad():
+            model.fc.bias.add_(100.0 * torch.arange(10.0))  # the pruned net must carry this
+        return model
+
+    pruned, report = ws.prune(net, X, 2.0, metanetwork=out, finetune_edited=tune)
+    assert len(seen) == 1 and "fine-tuned before pruning" in str(report)
+    assert all(torch.equal(v, seen[0][k]) for k, v in edited.state_dict().items())
+    assert pruned(torch.randn(3, 1, 8, 8)).argmax(-1).tolist() == [9, 9, 9]
+    with pytest.raises(ValueError, match="finetune_edited trains the metanetwork's edit"):
+        ws.prune(net, X, 2.0, finetune_edited=tune)
+    with pytest.raises(ValueError, match=r"finetune_edited=\{...\} trains on finetune_data"):
+        ws.prune(net, X, 2.0, metanetwork=out, finetune_edited={"epochs": 1})
+
+
 def test_the_metanetworks_edit_is_permutation_equivariant(trained, resnet_zoo):
     """edit(pi(theta)) = pi(edit(theta)) for random hidden-channel permutations pi (BatchNorm
     statistics move with their channels)."""
@@ -95,6 +120,21 @@ def test_the_metanetworks_edit_is_permutation_equivariant(trained, resnet_zoo):
         permuted.load_state_dict(spec.unflatten(t(vec), t.buffers(buffers)))
         torch.testing.assert_close(spec.flatten(metanetwork_edit(permuted, X, out)), t(edited),
                                    rtol=1e-4, atol=1e-5)
+
+
+def test_train_speedups_draw_the_switched_off_fraction_each_step(resnet_zoo):
+    """``task.train_speedups=[lo, hi]``: each step masks ``1 - s^(-1/2)`` of the channel groups
+    for a speed-up ``s`` drawn uniformly from ``[lo, hi]``; without it, that of ``speedup``."""
+    zoo = Zoo(resnet_zoo)
+    archs = [zoo.arch_of(0)]
+    task = MetaPrune(zoo.recipe, archs, train_speedups=[1.5, 3.0])
+    draws = [task._mask_fraction() for _ in range(100)]
+    assert 1 - 1.5 ** -0.5 <= min(draws) < 0.22 and 0.39 < max(draws) <= 1 - 3 ** -0.5
+    assert MetaPrune(zoo.recipe, archs)._mask_fraction() == pytest.approx(1 - 2 ** -0.5)
+    with pytest.raises(ValueError, match=r"train_speedups must be \[lo, hi\]"):
+        MetaPrune(zoo.recipe, archs, train_speedups=[3.0, 1.5])
+    with pytest.raises(ValueError, match="give one"):
+        MetaPrune(zoo.recipe, archs, mask_fraction=0.3, train_speedups=[1.5, 3.0])
 
 
 def test_metanetwork_mistakes_are_named(trained, resnet_zoo, tmp_path):

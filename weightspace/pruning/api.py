@@ -22,7 +22,7 @@ class PruneReport:
     widths_before: dict[str, int]
     widths_after: dict[str, int]
     accuracy_before: float | None = None
-    accuracy_edited: float | None = None  # after the metanetwork's edit, before pruning
+    accuracy_edited: float | None = None  # after the edit (and finetune_edited), unpruned
     accuracy_pruned: float | None = None  # right after pruning, before any fine-tuning
     accuracy_after: float | None = None  # the returned network's
     importance: str = "group_l2"
@@ -128,10 +128,22 @@ def metanetwork_edit(model: nn.Module, example_inputs, metanetwork) -> nn.Module
     return predict(trained, [model], device=device, example_inputs=example_inputs)[0].eval()
 
 
+def _finetune(model: nn.Module, finetune: Callable | dict, finetune_data, name: str):
+    """``finetune(model)``, or ``finetune_epochs`` with the dict's epochs and lr."""
+    if callable(finetune):
+        return finetune(model)
+    if isinstance(finetune, dict):
+        if finetune_data is None:
+            raise ValueError(f"{name}={{...}} trains on finetune_data=(x, y); none given")
+        return finetune_epochs(model, finetune_data, **finetune)
+    raise TypeError(f"{name} must be a callable or a dict (epochs, lr), got "
+                    f"{type(finetune).__name__}")
+
+
 def prune(model: nn.Module, example_inputs, speedup: float = 2.0, metanetwork=None,
           importance: str = "group_l2", finetune: Callable | dict | None = None,
-          ignored_layers=None, data=None, finetune_data=None, calibrate=None
-          ) -> tuple[nn.Module, PruneReport]:
+          ignored_layers=None, data=None, finetune_data=None, calibrate=None,
+          finetune_edited: Callable | dict | None = None) -> tuple[nn.Module, PruneReport]:
     """A structurally pruned copy of ``model`` with ``speedup`` times fewer MACs, and a report.
 
     - ``metanetwork``: a ``task=meta_prune`` checkpoint (path, run directory or loaded): its
@@ -142,6 +154,9 @@ def prune(model: nn.Module, example_inputs, speedup: float = 2.0, metanetwork=No
       filter magnitude), ``random``; see :mod:`weightspace.pruning.structural`.
     - ``finetune``: a callable ``model -> model``, or ``{"epochs": .., "lr": ..}`` for Adam on
       ``finetune_data`` (``(x, y)``).
+    - ``finetune_edited``: the same for the edited network before it is pruned (needs a
+      metanetwork), as Liu et al. do. With a fixed number of epochs, spending them all after
+      pruning did better on the digits zoos (``benchmarks/RESULTS.md`` § Pruning).
     - ``data``: ``(x, y)`` or batches to report accuracy before, right after pruning, and after.
     - ``ignored_layers``: modules (or paths) whose output channels stay.
     - ``calibrate``: images (or ``(x, y)``; labels unused) on which the pruned network's
@@ -156,12 +171,18 @@ def prune(model: nn.Module, example_inputs, speedup: float = 2.0, metanetwork=No
     macs_before, params_before = count_macs(model, inputs)
     report = PruneReport(macs_before, 0.0, params_before, 0, layer_widths(model), {},
                          importance=importance)
+    if finetune_edited is not None and metanetwork is None:
+        raise ValueError("finetune_edited trains the metanetwork's edit before pruning; pass "
+                         "metanetwork=..., or use finetune= for training after pruning")
     source = model
     if metanetwork is not None:
         source = metanetwork_edit(model, inputs, metanetwork)
         report.notes.append("weights edited by the metanetwork before pruning")
         if calibrate is not None:  # the edit was trained with batch statistics
             recalibrate_batchnorm(source, calibrate)
+        if finetune_edited is not None:
+            source = _finetune(source, finetune_edited, finetune_data, "finetune_edited").eval()
+            report.notes.append("the edited network fine-tuned before pruning")
     pruned = prune_to_speedup(source, inputs, speedup, importance, ignored_layers)
     if calibrate is not None:
         recalibrate_batchnorm(pruned, calibrate)
@@ -171,15 +192,7 @@ def prune(model: nn.Module, example_inputs, speedup: float = 2.0, metanetwork=No
             report.accuracy_edited = accuracy(source, data)
         report.accuracy_pruned = accuracy(pruned, data)
     if finetune is not None:
-        if callable(finetune):
-            pruned = finetune(pruned)
-        elif isinstance(finetune, dict):
-            if finetune_data is None:
-                raise ValueError("finetune={...} trains on finetune_data=(x, y); none given")
-            pruned = finetune_epochs(pruned, finetune_data, **finetune)
-        else:
-            raise TypeError(f"finetune must be a callable or a dict (epochs, lr), got "
-                            f"{type(finetune).__name__}")
+        pruned = _finetune(pruned, finetune, finetune_data, "finetune")
     report.macs_after, report.params_after = count_macs(pruned, inputs)
     report.widths_after = layer_widths(pruned)
     if data is not None:

@@ -25,7 +25,8 @@ def make_task(cfg, recipe: dict, archs: list[str]) -> Task:
         return EditINR(recipe, archs, cfg.get("op", "dilate"))
     if cfg.name == "meta_prune":
         return MetaPrune(recipe, archs, cfg.get("speedup", 2.0), cfg.get("sparsity", 1e-3),
-                         cfg.get("batch_size", 128), cfg.get("mask_fraction"))
+                         cfg.get("batch_size", 128), cfg.get("mask_fraction"),
+                         train_speedups=cfg.get("train_speedups"))
     raise KeyError(f"unknown task {cfg.name!r} (config key task.name); known: {TASKS}")
 
 

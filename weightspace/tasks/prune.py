@@ -14,10 +14,11 @@ spec's channel groups (:class:`~weightspace.pruning.groups.ChannelGroups`: the c
 structural pruning removes together). ``m(theta')`` is the pruning the score will apply,
 simulated: it zeroes the fraction ``r`` of channel groups that a global group-norm criterion
 ranks lowest (no gradient flows through the choice), with ``r = 1 - speedup^(-1/2)`` by default
-(a convolution's MACs scale with its input times its output channels). BatchNorm layers
-normalise with the batch's statistics, as the pruned network will after recalibration. So the
-edit learns to move the function out of the channels pruning removes, and the lasso to empty
-them.
+(a convolution's MACs scale with its input times its output channels); with
+``train_speedups = [lo, hi]`` each step draws its speed-up uniformly from that range, so one
+edit serves several targets. BatchNorm layers normalise with the batch's statistics, as the
+pruned network will after recalibration. So the edit learns to move the function out of the
+channels pruning removes, and the lasso to empty them.
 
 The score that picks the checkpoint is what the edit is for: each network of the split is
 edited, pruned to ``speedup`` times fewer MACs with global group-L2 importance
@@ -52,7 +53,7 @@ class MetaPrune(Task):
 
     def __init__(self, recipe: dict, archs: list[str], speedup: float = 2.0,
                  sparsity: float = 1e-3, batch_size: int = 128, mask_fraction: float | None = None,
-                 seed: int = 0):
+                 seed: int = 0, train_speedups=None):
         from model_zoo.recipes import recipe_for
 
         recipe_obj = recipe_for(recipe)
@@ -66,6 +67,16 @@ class MetaPrune(Task):
             else float(mask_fraction)
         if not 0 <= self.mask_fraction < 1:
             raise ValueError(f"task.mask_fraction must be in [0, 1), got {mask_fraction}")
+        self.fraction_range = None
+        if train_speedups is not None:
+            if mask_fraction is not None:
+                raise ValueError("task.train_speedups and task.mask_fraction both set the "
+                                 "fraction the loss switches off; give one")
+            lo, hi = (float(v) for v in train_speedups)
+            if not 1 < lo <= hi:
+                raise ValueError(f"task.train_speedups must be [lo, hi] with 1 < lo <= hi, got "
+                                 f"{list(train_speedups)}")
+            self.fraction_range = (1 - lo ** -0.5, 1 - hi ** -0.5)
         data = recipe_obj.data()
         self.train_x, self.train_y = data["train"]
         self.val_x, self.val_y = data["val"]
@@ -82,11 +93,19 @@ class MetaPrune(Task):
         pick = torch.randint(len(self.train_x), (self.batch_size,), generator=self.generator)
         return self.train_x[pick].to(device), self.train_y[pick].to(device)
 
+    def _mask_fraction(self) -> float:
+        """The fraction of channel groups this step switches off: ``mask_fraction``, or with
+        ``train_speedups = [lo, hi]`` that of a speed-up drawn uniformly from ``[lo, hi]``."""
+        if self.fraction_range is None:
+            return self.mask_fraction
+        lo, hi = self.fraction_range
+        return lo + (hi - lo) * float(torch.rand((), generator=self.generator))
+
     def loss(self, out, vecs, buffers, target, arch=0):
         edited = vecs + out.float()
         x, y = self._minibatch(vecs.device)
         net = self.networks[arch].to(vecs.device)
-        pruned = edited * self.groups[arch].keep_mask(edited, self.mask_fraction)
+        pruned = edited * self.groups[arch].keep_mask(edited, self._mask_fraction())
         train = self.batch_stats[arch]  # BatchNorm by batch statistics (dropout is on too)
         logits = batched_forward(net, pruned, x, None if train else buffers, train=train,
                                  randomness="different")  # [B, n, classes]
