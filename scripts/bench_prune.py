@@ -10,17 +10,21 @@ training (``--sparse-epochs`` with Torch-Pruning's group-norm regulariser, then 
 (d) meta pruning: the weights edited by a ``task=meta_prune`` metanetwork (``--metanetwork``,
 a run directory or ``best.pt`` trained on this zoo), then group-L2. With a metanetwork the
 held-out networks are its own test split (its architectures, ``data.fractions`` and
-``data.split_seed``).
-``--equal-total-budget``: (c)'s sparse-training epochs count against its budget, so every other
-method fine-tunes ``--sparse-epochs`` epochs more (the metanetwork's own training is shared by
-all networks and not counted).
+``data.split_seed``). ``--train-edited plain``: also (d) as Liu et al. run it, the edited
+network trained ``--sparse-epochs`` epochs of Adam before pruning (their fine-tuning after the
+metanetwork), so it spends what (c) spends in every stage; ``sparse``: those epochs with (c)'s
+regulariser.
+``--equal-total-budget``: the epochs (c) trains before pruning count against its budget, so
+every method that trains only after pruning fine-tunes ``--sparse-epochs`` epochs more (the
+metanetwork's own training is shared by all networks and not counted).
 
     python scripts/train.py data.zoo=zoos/digits_resnet.h5 model=gmn task=meta_prune \
         out_dir=runs/meta_prune
     python scripts/bench_prune.py --zoo zoos/digits_resnet.h5 [--networks 8]
         [--metanetwork runs/meta_prune] [--min-accuracy 0.5] [--speedups 1.5 2 3]
         [--finetune-epochs 1]
-        [--sparse-epochs 3] [--equal-total-budget] [--plot PATH] [--no-calibrate]
+        [--sparse-epochs 3] [--train-edited plain] [--equal-total-budget] [--split val]
+        [--plot PATH] [--no-calibrate]
 """
 
 from __future__ import annotations
@@ -38,14 +42,14 @@ from weightspace.zoo import Zoo
 
 
 def held_out(zoo: Zoo, count: int, fractions=(0.8, 0.1, 0.1), seed: int = 0,
-             archs=None, min_accuracy: float = 0.0) -> list[int]:
-    """Indices of the test split's networks at their last checkpoint whose recorded
+             archs=None, min_accuracy: float = 0.0, split: str = "test") -> list[int]:
+    """Indices of the ``split``'s networks at their last checkpoint whose recorded
     ``test_acc`` is at least ``min_accuracy``; with ``archs``, of those architectures only,
     each split as the training app splits it (by run, per architecture)."""
     meta = zoo.metadata()
     last = meta["epoch"].max()
-    parts = [zoo.dataset("test", arch=a, fractions=tuple(fractions), seed=seed)
-             for a in archs] if archs else [zoo.dataset("test", fractions=tuple(fractions),
+    parts = [zoo.dataset(split, arch=a, fractions=tuple(fractions), seed=seed)
+             for a in archs] if archs else [zoo.dataset(split, fractions=tuple(fractions),
                                                         seed=seed)]
     return [int(i) for ds in parts for i in ds.indices
             if meta["epoch"][i] == last and meta["test_acc"][i] >= min_accuracy][:count]
@@ -65,25 +69,29 @@ def sparse_train(model, example_inputs, data, epochs: int, lr: float = 1e-3, reg
 
 
 def print_paired(results: dict, methods: dict, speedups: list[float]):
-    """(d) against each other method on the same networks: the mean of the per-network
-    differences, its standard error, and how many networks (d) is ahead on / level / behind."""
-    meta = next(name for name, method in methods.items() if method == "meta")
-    print(f"| {meta} minus | speed-up | right after pruning | after fine-tuning "
-          f"| ahead / level / behind (fine-tuned) |")
-    print("|---|---|---|---|---|")
-    for name in methods:
-        if name == meta:
-            continue
-        for s in speedups:
-            diffs = {stage: np.subtract(results[meta, s, stage], results[name, s, stage])
-                     for stage in ("pruned", "tuned")}
-            cells = []
-            for diff in diffs.values():
-                sem = diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else float("nan")
-                cells.append(f"{diff.mean():+.3f} ± {sem:.3f}")
-            tuned = diffs["tuned"]
-            cells.append(f"{(tuned > 0).sum()} / {(tuned == 0).sum()} / {(tuned < 0).sum()}")
-            print(f"| {name} | {s:g}x | " + " | ".join(cells) + " |")
+    """Each meta-pruning method against each other method on the same networks: the mean of
+    the per-network differences, its standard error, and how many networks the meta-pruning
+    method is ahead on / level / behind."""
+    metas = [name for name, method in methods.items() if method.startswith("meta")]
+    for meta in metas:
+        print(f"| {meta} minus | speed-up | right after pruning | after fine-tuning "
+              f"| ahead / level / behind (fine-tuned) |")
+        print("|---|---|---|---|---|")
+        for name in methods:
+            if name == meta:
+                continue
+            for s in speedups:
+                diffs = {stage: np.subtract(results[meta, s, stage], results[name, s, stage])
+                         for stage in ("pruned", "tuned")}
+                cells = []
+                for diff in diffs.values():
+                    sem = diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 \
+                        else float("nan")
+                    cells.append(f"{diff.mean():+.3f} ± {sem:.3f}")
+                tuned = diffs["tuned"]
+                cells.append(f"{(tuned > 0).sum()} / {(tuned == 0).sum()} / "
+                             f"{(tuned < 0).sum()}")
+                print(f"| {name} | {s:g}x | " + " | ".join(cells) + " |")
 
 
 def main():
@@ -99,6 +107,12 @@ def main():
     p.add_argument("--sparse-epochs", type=int, default=3)
     p.add_argument("--metanetwork", default=None,
                    help="a task=meta_prune run directory or best.pt trained on this zoo: (d)")
+    p.add_argument("--train-edited", choices=["sparse", "plain"], nargs="*", default=[],
+                   help="also (d) with (c)'s pre-pruning epochs spent on the edited network: "
+                        "sparse training as (c), or plain Adam")
+    p.add_argument("--split", choices=["test", "val"], default="test",
+                   help="networks of this split, accuracy on the recipe's images of this split "
+                        "(val: for choosing between variants without looking at test)")
     p.add_argument("--plot", default=None)
     p.add_argument("--no-calibrate", action="store_true",
                    help="keep the stale BatchNorm statistics after pruning")
@@ -116,32 +130,47 @@ def main():
         methods["(d) meta pruning + group-L2"] = "meta"
         fractions, split_seed = trained.config.data.fractions, trained.config.data.split_seed
         archs = [s.id for s in trained.specs]
+        for kind in a.train_edited:
+            methods[f"(d) meta pruning + {kind} training + group-L2"] = f"meta_{kind}"
     extra = a.sparse_epochs if a.equal_total_budget else 0
-    budget = {name: a.finetune_epochs + (0 if method == "sparse" else extra)
+    pretrained = ("sparse", "meta_sparse", "meta_plain")  # spend --sparse-epochs before pruning
+    budget = {name: a.finetune_epochs + (0 if method in pretrained else extra)
               for name, method in methods.items()}
     results = {(m, s, k): [] for m in methods for s in a.speedups for k in ("pruned", "tuned")}
     base = []
-    indices = held_out(zoo, a.networks, fractions, split_seed, archs, a.min_accuracy)
+    indices = held_out(zoo, a.networks, fractions, split_seed, archs, a.min_accuracy, a.split)
+    images = data[a.split]
     print(f"{zoo.recipe['recipe']}: {len(indices)} held-out networks; fine-tune epochs of "
-          f"Adam (lr 1e-3): {budget}; (c) trains {a.sparse_epochs} extra epochs with the group "
-          f"regulariser before pruning", flush=True)
+          f"Adam (lr 1e-3) after pruning: {budget}; before pruning, (c) trains "
+          f"{a.sparse_epochs} epochs with the group regulariser"
+          + (", and (d) + training as many on the edited network" if a.train_edited else ""),
+          flush=True)
     for index in indices:
         net = zoo.load(index, recipe.network_of(zoo.arch_of(index))).eval()
-        base.append(accuracy(net, data["test"]))
-        sparse = None
+        base.append(accuracy(net, images))
+        sparse = edited = None
         for name, method in methods.items():
             source = net
             if method == "sparse":
-                sparse = sparse or sparse_train(net, example, data["train"], a.sparse_epochs)
-                source, method = sparse, "group_l2"
-            elif method == "meta":
-                source, method = metanetwork_edit(net, example, trained), "group_l2"
+                if sparse is None:  # (not `or`: a Sequential's truth value is its length)
+                    sparse = sparse_train(net, example, data["train"], a.sparse_epochs)
+                source = sparse
+            elif method.startswith("meta"):
+                if edited is None:
+                    edited = metanetwork_edit(net, example, trained)
+                source = edited
+                if method == "meta_sparse":
+                    source = sparse_train(edited, example, data["train"], a.sparse_epochs)
+                elif method == "meta_plain":
+                    source = finetune_epochs(copy.deepcopy(edited), data["train"],
+                                             a.sparse_epochs)
+            method = "l1" if method == "l1" else "group_l2"
             for s in a.speedups:
                 pruned, _ = prune(source, example, s, importance=method,
                                   calibrate=None if a.no_calibrate else data["train"][0])
-                results[name, s, "pruned"].append(accuracy(pruned, data["test"]))
+                results[name, s, "pruned"].append(accuracy(pruned, images))
                 tuned = finetune_epochs(pruned, data["train"], epochs=budget[name])
-                results[name, s, "tuned"].append(accuracy(tuned, data["test"]))
+                results[name, s, "tuned"].append(accuracy(tuned, images))
         print(f"  network {index}: accuracy {base[-1]:.3f}", flush=True)
 
     print(f"unpruned: {np.mean(base):.3f} ± {np.std(base):.3f}")
