@@ -123,8 +123,8 @@ def test_the_metanetworks_edit_is_permutation_equivariant(trained, resnet_zoo):
 
 
 def test_train_speedups_draw_the_switched_off_fraction_each_step(resnet_zoo):
-    """``task.train_speedups=[lo, hi]``: each step masks ``1 - s^(-1/2)`` of the channel groups
-    for a speed-up ``s`` drawn uniformly from ``[lo, hi]``; without it, that of ``speedup``."""
+    """``task.train_speedups=[lo, hi]``: each step masks a fraction of the channel groups drawn
+    between ``1 - lo^(-1/2)`` and ``1 - hi^(-1/2)``; without it, ``1 - speedup^(-1/2)``."""
     zoo = Zoo(resnet_zoo)
     archs = [zoo.arch_of(0)]
     task = MetaPrune(zoo.recipe, archs, train_speedups=[1.5, 3.0])

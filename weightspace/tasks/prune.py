@@ -15,10 +15,10 @@ structural pruning removes together). ``m(theta')`` is the pruning the score wil
 simulated: it zeroes the fraction ``r`` of channel groups that a global group-norm criterion
 ranks lowest (no gradient flows through the choice), with ``r = 1 - speedup^(-1/2)`` by default
 (a convolution's MACs scale with its input times its output channels); with
-``train_speedups = [lo, hi]`` each step draws its speed-up uniformly from that range, so one
-edit serves several targets. BatchNorm layers normalise with the batch's statistics, as the
-pruned network will after recalibration. So the edit learns to move the function out of the
-channels pruning removes, and the lasso to empty them.
+``train_speedups = [lo, hi]`` each step draws ``r`` uniformly between the fractions of ``lo``
+and ``hi``, so one edit serves several targets. BatchNorm layers normalise with the batch's
+statistics, as the pruned network will after recalibration. So the edit learns to move the
+function out of the channels pruning removes, and the lasso to empty them.
 
 The score that picks the checkpoint is what the edit is for: each network of the split is
 edited, pruned to ``speedup`` times fewer MACs with global group-L2 importance
@@ -33,6 +33,7 @@ left to the benchmark (``scripts/bench_prune.py``).
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +54,7 @@ class MetaPrune(Task):
 
     def __init__(self, recipe: dict, archs: list[str], speedup: float = 2.0,
                  sparsity: float = 1e-3, batch_size: int = 128, mask_fraction: float | None = None,
-                 seed: int = 0, train_speedups=None):
+                 seed: int = 0, train_speedups: Sequence[float] | None = None):
         from model_zoo.recipes import recipe_for
 
         recipe_obj = recipe_for(recipe)
@@ -95,7 +96,8 @@ class MetaPrune(Task):
 
     def _mask_fraction(self) -> float:
         """The fraction of channel groups this step switches off: ``mask_fraction``, or with
-        ``train_speedups = [lo, hi]`` that of a speed-up drawn uniformly from ``[lo, hi]``."""
+        ``train_speedups = [lo, hi]`` one drawn uniformly between ``1 - lo^(-1/2)`` and
+        ``1 - hi^(-1/2)`` (the fractions of those speed-ups)."""
         if self.fraction_range is None:
             return self.mask_fraction
         lo, hi = self.fraction_range
