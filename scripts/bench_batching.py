@@ -28,9 +28,9 @@ import torch
 from torch_geometric.data import Batch
 
 import weightspace as ws
-from model_zoo.nets import SmallCNN, TinyViT
 from scripts.bench_graph import per_layer_graph
 from weightspace.data import GraphBatcher
+from weightspace.nets import SmallCNN, TinyViT
 from weightspace.zoo import Zoo, ZooWriter
 
 

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch_geometric.data import Data
 
 import weightspace as ws
-from model_zoo import nets
+from weightspace import nets
 from weightspace.graph import spec as spec_module
 from weightspace.graph.blocks import NODE_DEFAULTS, DenseEdges, DiagEdges, canvas_positions
 

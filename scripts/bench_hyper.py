@@ -26,12 +26,12 @@ import torch
 from omegaconf import OmegaConf
 from torch.func import functional_call
 
-from model_zoo.nets import SmallCNN
 from weightspace.functional import batched_forward
 from weightspace.graph import GraphSpec
 from weightspace.hyper import HyperNetwork
-from weightspace.hyper.tasks import HyperRegularization
-from weightspace.runs import make_optimizer
+from weightspace.nets import SmallCNN
+from weightspace.tasks.hyper import HyperRegularization
+from weightspace.training import make_optimizer
 
 
 def timed(fn, repeats: int) -> float:
@@ -101,8 +101,8 @@ def train_curve(task: HyperRegularization, mip: bool, optimizer: str, lr: float,
     data_gen = torch.Generator().manual_seed(seed)  # identical batches and conditions
     losses = []
     while len(losses) < steps:
-        for batch in task.batches("train", batch_size, data_gen):
-            loss = task.loss(hypernet, batch, data_gen)
+        for batch in task.minibatches("train", batch_size, data_gen):
+            loss = task.objective(hypernet, batch, data_gen)
             if not torch.isfinite(loss) or loss.item() > 1e4:
                 return losses + [math.inf] * (steps - len(losses))  # diverged
             opt.zero_grad()

@@ -28,9 +28,9 @@ import torch
 from torch_geometric.data import Batch
 
 import weightspace as ws
-from model_zoo.nets import SIREN, SmallCNN
 from scripts.bench_graph import per_layer_graph
 from weightspace.data import GraphBatcher
+from weightspace.nets import SIREN, SmallCNN
 from weightspace.nn import GraphMetaNetwork
 
 TOPOLOGY = ("node_type", "layer", "activation", "input_id", "output_id")

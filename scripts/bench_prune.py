@@ -35,10 +35,11 @@ import statistics
 
 import numpy as np
 
-from model_zoo.recipes import recipe_for
-from weightspace.checkpoint import load_trained
-from weightspace.pruning import accuracy, finetune_epochs, metanetwork_edit, prune
+from weightspace.api import metanetwork_edit, prune
+from weightspace.pruning import accuracy, finetune_epochs
+from weightspace.training import load_trained
 from weightspace.zoo import Zoo
+from weightspace.zoo.recipe import recipe_for
 
 
 def held_out(zoo: Zoo, count: int, fractions=(0.8, 0.1, 0.1), seed: int = 0,

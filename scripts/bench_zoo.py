@@ -25,10 +25,10 @@ import numpy as np
 import torch
 
 import weightspace as ws
-from model_zoo.nets import SmallCNN
 from model_zoo.recipes.digits_cnn import DigitsCNN
 from model_zoo.recipes.digits_inr import DigitsINR
 from model_zoo.training import train_alone, train_vmapped
+from weightspace.nets import SmallCNN
 from weightspace.zoo import Zoo, ZooWriter
 
 CNN_CONFIG = {

@@ -6,7 +6,7 @@ Killed and started again with the same arguments, it resumes where it stopped.
 import hydra
 from omegaconf import DictConfig
 
-from model_zoo.app import build_from_config
+from weightspace.zoo.build import build_from_config
 
 
 @hydra.main(config_path="../configs", config_name="build_zoo", version_base="1.3")

@@ -4,7 +4,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from weightspace.train import run
+from weightspace.training import run
 
 
 @hydra.main(config_path="../configs", config_name="train", version_base="1.3")

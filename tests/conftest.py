@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from model_zoo import nets
+from weightspace import nets
 
 
 def randomize(model: nn.Module, seed: int = 0) -> nn.Module:

@@ -15,14 +15,18 @@ import torch
 from hydra import compose, initialize_config_dir
 
 import weightspace as ws
-from model_zoo.app import CONFIG_DIR, build_from_config
-from model_zoo.app import compose as compose_zoo
-from model_zoo.nets import MLP, SIREN
 from tests.zoo.conftest import write_models
 from weightspace.cli import main as cli
-from weightspace.train import evaluate, run
+from weightspace.configs import CONFIG_DIR
+from weightspace.configs import compose as compose_config
+from weightspace.nets import MLP, SIREN
+from weightspace.training import evaluate, run
 from weightspace.zoo import Zoo
+from weightspace.zoo.build import build_from_config
 
+
+def compose_zoo(overrides):
+    return compose_config("build_zoo", overrides)
 
 def config(zoo, *overrides):
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):

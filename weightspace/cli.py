@@ -59,13 +59,10 @@ def main(argv: list[str] | None = None) -> int:
 def _train(overrides: list[str]) -> int:
     import time
 
-    from hydra import compose, initialize_config_dir
+    from weightspace.configs import compose
+    from weightspace.training import run
 
-    from model_zoo.app import CONFIG_DIR
-    from weightspace.train import run
-
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
+    cfg = compose("train", overrides)
     out = cfg.out_dir or f"outputs/train/{cfg.model.name}/{time.strftime('%Y-%m-%d_%H-%M-%S')}"
     results = run(cfg, out)
     print(f"{cfg.model.name}: test {results['test']}  ({out})")
@@ -75,7 +72,7 @@ def _train(overrides: list[str]) -> int:
 def _evaluate(options: list[str]) -> int:
     import json
 
-    from weightspace.train import evaluate
+    from weightspace.training import evaluate
 
     known = {"ckpt", "split", "zoo", "device"}
     kwargs = {}
@@ -93,9 +90,10 @@ def _evaluate(options: list[str]) -> int:
 
 def _zoo(args) -> int:
     if args.zoo_command == "build":
-        from model_zoo.app import build_from_config, compose
+        from weightspace.configs import compose
+        from weightspace.zoo.build import build_from_config
 
-        print(f"zoo written to {build_from_config(compose(args.overrides))}")
+        print(f"zoo written to {build_from_config(compose('build_zoo', args.overrides))}")
         return 0
     if args.zoo_command == "verify":
         from weightspace.zoo.verify import verify

@@ -12,11 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from hydra import compose as compose_train
-from hydra import initialize_config_dir
 from torch import nn
 
+from weightspace import nets
+from weightspace.configs import compose
 from weightspace.graph import EdgeType, GraphSpec, NodeType, from_graph, sample_symmetry, to_graph
+from weightspace.training import run
+from weightspace.zoo import Zoo
+from weightspace.zoo.build import build_from_config
 
 
 def _describe(name: str, model: nn.Module, inputs: tuple) -> None:
@@ -52,15 +55,10 @@ def run_demo(runs: int = 80, epochs: int = 20, seed: int = 0, out: str = "output
 
     The zoo's networks all use ReLU: the recipe's activation choice makes tanh networks a second
     architecture, and the metanetworks train on one architecture at a time."""
-    from model_zoo import nets
-    from model_zoo.app import CONFIG_DIR, build_from_config, compose
-    from weightspace.train import run
-    from weightspace.zoo import Zoo
-
     out_dir = Path(out)
     print(f"1. A Small CNN Zoo on scikit-learn's digits: {runs} runs, hyperparameters sampled "
           f"per run (resumes if {out_dir} already holds some)")
-    zoo_path = build_from_config(compose([
+    zoo_path = build_from_config(compose("build_zoo", [
         "zoo=digits_cnn", "zoo.activations=[relu]", f"n_runs={runs}", f"seed={seed}",
         f"out={out_dir / 'digits_cnn.h5'}", *zoo_overrides]))
     zoo = Zoo(zoo_path)
@@ -82,10 +80,8 @@ def run_demo(runs: int = 80, epochs: int = 20, seed: int = 0, out: str = "output
           f"split by run 80/10/10)")
     taus = {}
     for model in ("gmn", "statnn"):
-        with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-            cfg = compose_train("train", overrides=[
-                f"data.zoo={zoo_path}", f"model={model}", f"trainer.epochs={epochs}",
-                f"trainer.seed={seed}"])
+        cfg = compose("train", [f"data.zoo={zoo_path}", f"model={model}",
+                                f"trainer.epochs={epochs}", f"trainer.seed={seed}"])
         results = run(cfg, out_dir / "train" / model)
         taus[model] = results["test"]["kendall_tau"]
     print(f"\n  test Kendall tau: GMN {taus['gmn']:.3f}  |  StatNN {taus['statnn']:.3f}")

@@ -13,10 +13,15 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from model_zoo.datasets import load_image_splits
-from model_zoo.recipes.base import Recipe, Run, TrainedModels, log_uniform
 from model_zoo.training import evaluate_vmapped, train_vmapped
+from weightspace.datasets import load_image_splits
 from weightspace.graph.spec import GraphSpec
+from weightspace.zoo.recipe import Recipe, Run, TrainedModels
+
+
+def log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
+    return float(np.exp(rng.uniform(np.log(low), np.log(high))))
+
 
 KEY = ("run_id", "seed", "epoch", "step")
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from torch import nn
 
-from model_zoo.nets import SmallCNN
-from model_zoo.recipes.base import Run
 from model_zoo.recipes.classifier import ClassifierRecipe
+from weightspace.nets import SmallCNN
+from weightspace.zoo.recipe import Run
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
 

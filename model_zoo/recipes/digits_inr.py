@@ -23,25 +23,11 @@ import numpy as np
 import torch
 from torch.func import functional_call, vmap
 
-from model_zoo.nets import SIREN
-from model_zoo.recipes.base import Recipe, Run, TrainedModels
 from model_zoo.training import FlatParams, VectorOptimizer, batched_grad
+from weightspace.datasets import digit_images, pixel_grid
 from weightspace.graph.spec import GraphSpec
-
-
-def digit_images() -> tuple[torch.Tensor, torch.Tensor]:
-    """The digits as ``[1797, 64]`` intensities in [0, 1] and their labels."""
-    from sklearn.datasets import load_digits
-
-    data = load_digits()
-    return (torch.tensor(data.images, dtype=torch.float32).reshape(-1, 64) / 16.0,
-            torch.tensor(data.target))
-
-
-def pixel_grid(side: int = 8) -> torch.Tensor:
-    """``[side * side, 2]`` coordinates in [-1, 1]^2, row-major like the images."""
-    axis = torch.linspace(-1, 1, side)
-    return torch.stack(torch.meshgrid(axis, axis, indexing="ij"), -1).reshape(-1, 2)
+from weightspace.nets import SIREN
+from weightspace.zoo.recipe import Recipe, Run, TrainedModels
 
 
 class DigitsINR(Recipe):

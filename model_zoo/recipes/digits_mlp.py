@@ -7,9 +7,9 @@ weight decay and init std log-uniform in their ranges; a train fraction (see
 
 from __future__ import annotations
 
-from model_zoo.nets import MLP
-from model_zoo.recipes.base import Run
 from model_zoo.recipes.classifier import ClassifierRecipe
+from weightspace.nets import MLP
+from weightspace.zoo.recipe import Run
 
 
 class DigitsMLP(ClassifierRecipe):

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import torch
 
-from model_zoo.nets import ResNet
-from model_zoo.recipes.base import Run
 from model_zoo.recipes.classifier import ClassifierRecipe
+from weightspace.nets import ResNet
+from weightspace.zoo.recipe import Run
 
 
 class DigitsResNet(ClassifierRecipe):

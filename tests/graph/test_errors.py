@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 import weightspace as ws
-from model_zoo import nets
 from tests.conftest import build
+from weightspace import nets
 from weightspace.errors import SpecMismatchError, UnsupportedModuleError
 
 

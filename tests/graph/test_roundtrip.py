@@ -10,8 +10,8 @@ import torch
 from torch_geometric.data import Batch
 
 import weightspace as ws
-from model_zoo import nets
 from tests.conftest import build, sample_inputs
+from weightspace import nets
 from weightspace.graph import EdgeType, GraphSpec, NodeType
 from weightspace.graph.reader import GraphReader
 

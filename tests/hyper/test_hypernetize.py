@@ -2,9 +2,9 @@ import pytest
 import torch
 
 import weightspace as ws
-from model_zoo.nets import GroupNormCNN, SmallCNN
 from weightspace.graph import GraphSpec, from_graph, to_graph
 from weightspace.hyper import hypernetize
+from weightspace.nets import GroupNormCNN, SmallCNN
 
 
 def test_batched_call_equals_one_condition_at_a_time():

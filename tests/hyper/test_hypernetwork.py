@@ -2,10 +2,10 @@ import pytest
 import torch
 from torch.func import functional_call
 
-from model_zoo.nets import MLP, SIREN, GroupNormCNN, SmallCNN
 from weightspace.functional import batched_forward
 from weightspace.graph import GraphSpec
 from weightspace.hyper import HyperNetwork, check_conditions, mip_encoding
+from weightspace.nets import MLP, SIREN, GroupNormCNN, SmallCNN
 
 GAMMAS = torch.tensor([[0.05], [0.1], [0.25], [0.5], [1.0]])
 

@@ -9,12 +9,11 @@ import torch
 from hydra import compose, initialize_config_dir
 
 import weightspace as ws
-from model_zoo.app import CONFIG_DIR
-from model_zoo.datasets import load_digits_splits
-from model_zoo.nets import SIREN
+from weightspace.configs import CONFIG_DIR
+from weightspace.datasets import load_digits_splits
 from weightspace.graph import GraphSpec
-from weightspace.hyper.train import load_hypernetwork
-from weightspace.train import run
+from weightspace.nets import SIREN
+from weightspace.training import load_trained, run
 
 
 def config(*overrides):
@@ -71,7 +70,8 @@ def test_inr_task_generates_a_siren_per_class(tmp_path):
     assert results["test"]["mse"] < float((x - x.mean()).pow(2).mean())
     nets = ws.generate(tmp_path, torch.eye(10)[:2])
     assert all(type(n) is SIREN for n in nets)
-    hypernet, cfg = load_hypernetwork(tmp_path)
+    trained = load_trained(tmp_path, kind="hypernetwork")
+    hypernet, cfg = trained.model, trained.config
     assert hypernet.chunk == 64 and cfg.task.name == "hyper_inr"
 
 

@@ -14,15 +14,20 @@ import torch
 from omegaconf import OmegaConf
 
 import weightspace as ws
-from model_zoo.app import build_from_config, compose
 from tests.zoo.conftest import TINY_MLP
 from weightspace.cli import main as cli
+from weightspace.configs import compose as compose_config
 from weightspace.zoo import Zoo
+from weightspace.zoo.build import build_from_config
 from weightspace.zoo.reader import shard_dir
 from weightspace.zoo.verify import verify
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+
+
+def compose(overrides):
+    return compose_config("build_zoo", overrides)
 
 def build(path, n_runs, *extra):
     return build_from_config(compose([f"n_runs={n_runs}", f"out={path}", "chunk_size=2",
@@ -121,7 +126,7 @@ def test_sigkill_at_random_moments_loses_nothing_finished(tmp_path):
 
 def test_dropout_rate_does_not_change_the_architecture():
     import weightspace as ws
-    from model_zoo.nets import SmallCNN
+    from weightspace.nets import SmallCNN
 
     assert (ws.GraphSpec.from_module(SmallCNN(dropout=0.0)).id
             == ws.GraphSpec.from_module(SmallCNN(dropout=0.3)).id)
@@ -167,7 +172,7 @@ def test_a_local_npz_dataset_replaces_the_digits(tmp_path):
 
 
 def test_an_unknown_dataset_source_is_named():
-    from model_zoo.datasets import load_image_splits
+    from weightspace.datasets import load_image_splits
 
     with pytest.raises(ValueError, match="imagenet"):
         load_image_splits("imagenet")
@@ -223,7 +228,7 @@ def test_hydra_multirun_ranks_with_the_joblib_launcher(tmp_path):
 
 def test_digits_inr_shared_initialisation(tmp_path):
     """With shared_init_seed every INR starts from one initialisation; without, each its own."""
-    from model_zoo.recipes import RECIPES
+    from weightspace.zoo.recipe import RECIPES
 
     cfg = OmegaConf.to_container(compose(["zoo=digits_inr"]).zoo)
     shared = RECIPES["digits_inr"]({**cfg, "shared_init_seed": 5})

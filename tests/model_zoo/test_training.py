@@ -5,8 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model_zoo.datasets import load_digits_splits
-from model_zoo.nets import MLP, SmallCNN
 from model_zoo.training import (
     FlatParams,
     evaluate_vmapped,
@@ -14,6 +12,8 @@ from model_zoo.training import (
     train_vmapped,
     unstack,
 )
+from weightspace.datasets import load_digits_splits
+from weightspace.nets import MLP, SmallCNN
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd", "rmsprop"])
@@ -74,7 +74,7 @@ def test_inrs_fitted_together_equal_inrs_fitted_alone():
 
 
 def test_batchnorm_networks_train_together_like_alone():
-    from model_zoo.nets import ResNet
+    from weightspace.nets import ResNet
 
     x, y = load_digits_splits(0)["train"]
     torch.manual_seed(0)

@@ -6,8 +6,8 @@ import torch
 from torch import nn
 
 import weightspace as ws
-from model_zoo.nets import ResNet
 from weightspace.graph.symmetry import sample_symmetries
+from weightspace.nets import ResNet
 from weightspace.pruning import ChannelGroups
 
 X = torch.zeros(2, 1, 8, 8)

@@ -10,19 +10,24 @@ import torch
 from hydra import compose, initialize_config_dir
 
 import weightspace as ws
-from model_zoo.app import CONFIG_DIR, build_from_config
-from model_zoo.app import compose as compose_zoo
-from model_zoo.nets import SmallCNN
-from model_zoo.recipes import recipe_for
+from weightspace.api import metanetwork_edit
+from weightspace.configs import CONFIG_DIR
+from weightspace.configs import compose as compose_config
 from weightspace.errors import SpecMismatchError
 from weightspace.graph.symmetry import sample_symmetries
-from weightspace.pruning import metanetwork_edit
+from weightspace.nets import SmallCNN
 from weightspace.tasks import MetaPrune
-from weightspace.train import run
+from weightspace.training import run
 from weightspace.zoo import Zoo
+from weightspace.zoo.build import build_from_config
+from weightspace.zoo.recipe import recipe_for
 
 X = torch.zeros(2, 1, 8, 8)
 
+
+
+def compose_zoo(overrides):
+    return compose_config("build_zoo", overrides)
 
 def config(zoo, *overrides):
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):

@@ -3,10 +3,10 @@ import torch
 from torch import nn
 
 import weightspace as ws
-from model_zoo.datasets import load_digits_splits
-from model_zoo.nets import ResNet, SmallCNN
+from weightspace.datasets import load_digits_splits
 from weightspace.errors import UnsupportedModuleError
 from weightspace.graph import from_graph, to_graph
+from weightspace.nets import ResNet, SmallCNN
 
 X = torch.zeros(2, 1, 8, 8)
 

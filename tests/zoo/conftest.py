@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import weightspace as ws
-from model_zoo import nets
+from weightspace import nets
 from weightspace.zoo import ZooWriter
 
 TINY_MLP = ["zoo=digits_mlp", "zoo.epochs=1", "zoo.checkpoints=[1]", "zoo.depths=[1]",

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from model_zoo.nets import SIREN, SmallCNN
 from weightspace.cli import main as cli
+from weightspace.nets import SIREN, SmallCNN
 from weightspace.zoo import Zoo
 from weightspace.zoo.importers import import_inr_folder, import_small_cnn_zoo
 

@@ -92,7 +92,7 @@ def test_truncated_file_names_the_file(zoo_path):
 
 def test_nan_weights_are_refused_before_storage(zoo_path):
     import weightspace as ws
-    from model_zoo import nets
+    from weightspace import nets
 
     spec = ws.GraphSpec.from_module(nets.MLP(4, [8], 2))
     params = torch.zeros(2, spec.num_params)
@@ -127,7 +127,7 @@ def test_verify_names_the_file_whose_matrix_disagrees_with_the_spec(zoo_path):
 
 
 def test_loaded_model_holds_the_stored_weights(zoo_path):
-    from model_zoo import nets
+    from weightspace import nets
 
     spec, params, buffers, _ = write_models(zoo_path, np.arange(2))
     like = nets.ResNet((1, 1), (8, 16), 3, 10, 16)

@@ -43,6 +43,7 @@ from weightspace.graph.spec import GraphSpec
 from weightspace.nn.baselines import FlatMLP, NPNetwork, StatNN
 from weightspace.nn.gmn import GraphMetaNetwork
 from weightspace.nn.probes import ProbeFeatures
+from weightspace.zoo.recipe import recipe_for
 
 MODELS = ("gmn", "statnn", "np", "mlp")
 EDITS = ("add", "scale")
@@ -108,8 +109,6 @@ class WeightSpaceModel(nn.Module):
         probes = int(cfg.get("probes", 0))
         networks = None
         if probes and recipe:
-            from model_zoo.recipes import recipe_for
-
             networks = [recipe_for(recipe).network_of(s.id) for s in specs]
         return cls(cfg.name, specs, out_dim, equivariant, cfg.get("hidden", 64),
                    cfg.get("layers", 4), cfg.get("fourier", 0), cfg.get("edit_scale", 0.01),

@@ -18,29 +18,39 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from weightspace.datasets import digit_images, pixel_grid
 from weightspace.functional import batched_forward
 from weightspace.graph.spec import GraphSpec
-from weightspace.tasks.base import Task
+from weightspace.nets import SIREN
+from weightspace.registry import Registry
+from weightspace.tasks.base import TASKS
+from weightspace.tasks.zoo_task import ZooTask
 
-EDITS = {
-    "dilate": lambda img: F.max_pool2d(img, 3, stride=1, padding=1),
-    "erode": lambda img: -F.max_pool2d(-img, 3, stride=1, padding=1),
-}
+EDITS: Registry = Registry("image edit", "task.op")
+EDITS.register("dilate", lambda img: F.max_pool2d(img, 3, stride=1, padding=1))
+EDITS.register("erode", lambda img: -F.max_pool2d(-img, 3, stride=1, padding=1))
 
 
-class EditINR(Task):
+@TASKS.register("edit")
+class EditINR(ZooTask):
+    """Editing digits INRs: the metanetwork outputs the change of weights that makes an INR
+    draw ``T(image)``.
+
+    Args:
+        recipe: the zoo's recipe config (``Zoo.recipe``, a ``digits_inr`` one), which names the
+            SIREN's widths and ``w0``.
+        archs: the architecture ids trained on (the recipe's one SIREN).
+        op: the edit, a name in ``EDITS`` (``dilate``, ``erode``).
+    """
+
     name, score, maximize, equivariant = "edit", "mse", False, True
 
     def __init__(self, recipe: dict, archs: list[str], op: str = "dilate"):
-        """``recipe``: the zoo's recipe config (``Zoo.recipe``), which names the SIREN."""
-        from model_zoo.nets import SIREN
-        from model_zoo.recipes.digits_inr import digit_images, pixel_grid
-
+        super().__init__(recipe, archs)
         if recipe.get("recipe") != "digits_inr":
             raise ValueError(f"the edit task needs a digits_inr zoo; this one was built by "
                              f"recipe {recipe.get('recipe')!r}")
-        if op not in EDITS:
-            raise KeyError(f"unknown edit {op!r} (config key task.op); known: {sorted(EDITS)}")
+        self.transform = EDITS[op]  # an unknown name is refused, naming task.op
         self.op = op
         self.inr = SIREN(2, tuple(recipe["hidden"]), 1, w0=recipe["w0"]).eval()
         if list(archs) != [GraphSpec.from_module(self.inr).id]:
@@ -48,8 +58,12 @@ class EditINR(Task):
                              f"{GraphSpec.from_module(self.inr).id}")
         images = digit_images()[0]
         side = int(images.shape[1] ** 0.5)
-        self.targets = EDITS[op](images.view(-1, 1, side, side)).reshape(len(images), -1)
+        self.targets = self.transform(images.view(-1, 1, side, side)).reshape(len(images), -1)
         self.grid, self.side = pixel_grid(side), side
+
+    @classmethod
+    def create(cls, cfg, recipe, archs):
+        return cls(recipe, archs, cfg.get("op", "dilate"))
 
     def _to(self, device):
         if self.grid.device != device:
@@ -65,7 +79,7 @@ class EditINR(Task):
         self._to(y.device)
         return self.targets[y.long()]
 
-    def loss(self, out, vecs, buffers, target, arch=0):
+    def objective(self, out, vecs, buffers, target, arch=0):
         return F.mse_loss(self.render(vecs + out.float()), target)
 
     def record(self, out, vecs, buffers, y, arch=0):
@@ -79,7 +93,7 @@ class EditINR(Task):
         return {"mse": float(((edited - target) ** 2).mean()),
                 "mse_unedited": float(((original - target) ** 2).mean())}
 
-    def plot(self, out_dir, records, y):
+    def plot_records(self, out_dir, records, y):
         import matplotlib
 
         matplotlib.use("Agg")

@@ -7,6 +7,7 @@ metrics are Kendall's tau, R^2 and MSE in the target's own units. ``Classificati
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from weightspace.tasks.base import Task
+from weightspace.tasks.base import TASKS
 from weightspace.tasks.metrics import classification_metrics, regression_metrics
+from weightspace.tasks.zoo_task import ZooTask
 
 
 def _pyplot():
@@ -27,12 +29,29 @@ def _pyplot():
     return plt
 
 
-class Regression(Task):
+@TASKS.register("predict")
+class Regression(ZooTask):
+    """Regression of a zoo column (a network's accuracy, its generalisation gap, ...).
+
+    The model predicts ``(y - mean) / std`` of the training targets under an MSE loss; metrics
+    are Kendall's tau, R^2 and MSE in the target's own units.
+
+    Args:
+        target: the zoo column to predict (``task.target``).
+        recipe: the zoo's recipe config.
+        archs: the architecture ids trained on.
+    """
+
     name, score = "predict", "kendall_tau"
 
-    def __init__(self, target: str):
+    def __init__(self, target: str, recipe: dict | None = None, archs: Sequence[str] = ()):
+        super().__init__(recipe or {}, archs)
         self.target = target
         self.mean, self.std = 0.0, 1.0
+
+    @classmethod
+    def create(cls, cfg, recipe, archs):
+        return cls(cfg.target, recipe, archs)
 
     def out_dim(self) -> int:
         return 1
@@ -41,16 +60,16 @@ class Regression(Task):
         self.mean = float(train_targets.mean())
         self.std = float(train_targets.std().clamp_min(1e-8))
 
-    def state(self) -> dict:
+    def stats(self) -> dict:
         return {"mean": self.mean, "std": self.std}
 
-    def load_state(self, state: dict):
+    def load_stats(self, state: dict):
         self.mean, self.std = float(state["mean"]), float(state["std"])
 
     def encode(self, y: Tensor) -> Tensor:
         return (y.float() - self.mean) / self.std
 
-    def loss(self, out, vecs, buffers, target, arch=0):
+    def objective(self, out, vecs, buffers, target, arch=0):
         return F.mse_loss(out.float().squeeze(-1), target)
 
     def record(self, out, vecs, buffers, y, arch=0):
@@ -59,7 +78,7 @@ class Regression(Task):
     def metrics(self, records, y):
         return regression_metrics(records, y)
 
-    def plot(self, out_dir, records, y):
+    def plot_records(self, out_dir, records, y):
         plt = _pyplot()
         fig, ax = plt.subplots(figsize=(4, 4))
         ax.scatter(y, records, s=8, alpha=0.6)
@@ -72,11 +91,30 @@ class Regression(Task):
         plt.close(fig)
 
 
-class Classification(Task):
+@TASKS.register("classify")
+class Classification(ZooTask):
+    """Classification of networks by a label column (the digit an INR draws).
+
+    Logits of ``num_classes`` classes under cross-entropy against (possibly mixed) one-hot
+    targets; metrics are accuracy and cross-entropy.
+
+    Args:
+        target: the zoo column of integer labels (``task.target``).
+        num_classes: the number of classes; ``None`` counts them in the training labels.
+        recipe: the zoo's recipe config.
+        archs: the architecture ids trained on.
+    """
+
     name, score = "classify", "accuracy"
 
-    def __init__(self, target: str, num_classes: int | None = None):
+    def __init__(self, target: str, num_classes: int | None = None, recipe: dict | None = None,
+                 archs: Sequence[str] = ()):
+        super().__init__(recipe or {}, archs)
         self.target, self.num_classes = target, num_classes
+
+    @classmethod
+    def create(cls, cfg, recipe, archs):
+        return cls(cfg.target, cfg.get("num_classes"), recipe, archs)
 
     def fit(self, train_targets: Tensor):
         labels = train_targets.long()
@@ -90,10 +128,10 @@ class Classification(Task):
             raise ValueError(f"column {self.target!r} has label {seen - 1}, but "
                              f"task.num_classes is {self.num_classes}")
 
-    def state(self) -> dict:
+    def stats(self) -> dict:
         return {"num_classes": self.num_classes}
 
-    def load_state(self, state: dict):
+    def load_stats(self, state: dict):
         self.num_classes = int(state["num_classes"])
 
     def out_dim(self) -> int:
@@ -104,7 +142,7 @@ class Classification(Task):
     def encode(self, y: Tensor) -> Tensor:
         return F.one_hot(y.long(), self.num_classes).float()
 
-    def loss(self, out, vecs, buffers, target, arch=0):
+    def objective(self, out, vecs, buffers, target, arch=0):
         return F.cross_entropy(out.float(), target)  # soft (mixed) targets are allowed
 
     def record(self, out, vecs, buffers, y, arch=0):
@@ -115,7 +153,7 @@ class Classification(Task):
         return {**classification_metrics(records, y),
                 "cross_entropy": float(F.cross_entropy(logits, torch.from_numpy(y).long()))}
 
-    def plot(self, out_dir, records, y):
+    def plot_records(self, out_dir, records, y):
         plt = _pyplot()
         k = self.num_classes
         counts = np.zeros((k, k))

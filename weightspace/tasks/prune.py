@@ -43,20 +43,39 @@ from torch import Tensor
 
 from weightspace.functional import batched_forward
 from weightspace.graph.spec import GraphSpec
+from weightspace.pruning.evaluation import accuracy, recalibrate_batchnorm
 from weightspace.pruning.groups import ChannelGroups
-from weightspace.tasks.base import Task
+from weightspace.pruning.structural import prune_to_speedup
+from weightspace.tasks.base import TASKS
+from weightspace.tasks.zoo_task import ZooTask
+from weightspace.zoo.recipe import recipe_for
 
 RECORDS = ("acc_unedited", "acc", "pruned_acc_unedited", "pruned_acc")
 
 
-class MetaPrune(Task):
+@TASKS.register("meta_prune")
+class MetaPrune(ZooTask):
+    """Meta pruning: an equivariant edit that makes structural pruning cost little accuracy.
+
+    Args:
+        recipe: the zoo's recipe config (a classifier recipe: its images train the edit).
+        archs: the architecture ids trained on.
+        speedup: the MAC speed-up the score prunes to (``task.speedup``, > 1).
+        sparsity: the weight ``lambda`` of the group lasso.
+        batch_size: training images per step, shared by the networks of a batch.
+        mask_fraction: the fraction of channel groups the loss switches off; ``None``:
+            ``1 - speedup^(-1/2)``.
+        seed: seeds the draws of images and fractions.
+        train_speedups: ``[lo, hi]``: each step draws the fraction between those of ``lo`` and
+            ``hi`` instead (exclusive with ``mask_fraction``).
+    """
+
     name, score, maximize, equivariant = "meta_prune", "pruned_acc", True, True
 
     def __init__(self, recipe: dict, archs: list[str], speedup: float = 2.0,
                  sparsity: float = 1e-3, batch_size: int = 128, mask_fraction: float | None = None,
                  seed: int = 0, train_speedups: Sequence[float] | None = None):
-        from model_zoo.recipes import recipe_for
-
+        super().__init__(recipe, archs)
         recipe_obj = recipe_for(recipe)
         if not hasattr(recipe_obj, "data"):
             raise ValueError(f"meta pruning needs a zoo of classifiers; this one was built by "
@@ -89,6 +108,12 @@ class MetaPrune(Task):
         self.generator = torch.Generator().manual_seed(seed)
         self._unedited: dict[bytes, float] = {}  # pruned accuracy of networks as they came
 
+    @classmethod
+    def create(cls, cfg, recipe, archs):
+        return cls(recipe, archs, cfg.get("speedup", 2.0), cfg.get("sparsity", 1e-3),
+                   cfg.get("batch_size", 128), cfg.get("mask_fraction"),
+                   train_speedups=cfg.get("train_speedups"))
+
     # ---------------------------------------------------------------- training
     def _minibatch(self, device) -> tuple[Tensor, Tensor]:
         pick = torch.randint(len(self.train_x), (self.batch_size,), generator=self.generator)
@@ -103,7 +128,7 @@ class MetaPrune(Task):
         lo, hi = self.fraction_range
         return lo + (hi - lo) * float(torch.rand((), generator=self.generator))
 
-    def loss(self, out, vecs, buffers, target, arch=0):
+    def objective(self, out, vecs, buffers, target, arch=0):
         edited = vecs + out.float()
         x, y = self._minibatch(vecs.device)
         net = self.networks[arch].to(vecs.device)
@@ -126,9 +151,6 @@ class MetaPrune(Task):
     def pruned_accuracy(self, net: torch.nn.Module) -> float:
         """Accuracy on the validation images after pruning to ``speedup`` (group-L2) and
         re-estimating BatchNorm statistics on the training images."""
-        from weightspace.pruning.api import accuracy, recalibrate_batchnorm
-        from weightspace.pruning.structural import prune_to_speedup
-
         pruned = prune_to_speedup(net, self.train_x[:2], self.speedup, "group_l2")
         recalibrate_batchnorm(pruned, self.train_x)
         return accuracy(pruned, (self.val_x, self.val_y))
@@ -136,8 +158,6 @@ class MetaPrune(Task):
     def record(self, out, vecs, buffers, y, arch=0):
         """``[B, 4]``: validation accuracy unedited and edited, then both pruned (``RECORDS``);
         one network at a time, since pruning makes each a different module."""
-        from weightspace.pruning.api import accuracy, recalibrate_batchnorm
-
         rows = []
         for i in range(len(vecs)):
             b = None if buffers is None else buffers[i]
@@ -156,7 +176,7 @@ class MetaPrune(Task):
     def metrics(self, records, y):
         return {name: float(np.mean(records[:, i])) for i, name in enumerate(RECORDS)}
 
-    def plot(self, out_dir, records, y):
+    def plot_records(self, out_dir, records, y):
         import matplotlib
 
         matplotlib.use("Agg")

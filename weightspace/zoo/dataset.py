@@ -19,12 +19,14 @@ another selection's test split.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from weightspace.zoo.reader import Zoo
+if TYPE_CHECKING:  # the reader builds datasets (Zoo.dataset); this module never opens files
+    from weightspace.zoo.reader import Zoo
 
 SPLITS = ("train", "val", "test")
 
@@ -72,11 +74,11 @@ def selected(meta: dict[str, np.ndarray], positions: np.ndarray, where: dict | N
 
 
 class ZooDataset(Dataset):
-    def __init__(self, zoo: Zoo | str, split: str = "train", target: str | None = None,
+    def __init__(self, zoo: Zoo, split: str = "train", target: str | None = None,
                  arch: str | None = None, fractions=(0.8, 0.1, 0.1), seed: int = 0,
                  normalize: bool = False, buffers: bool = False,
                  where: dict | None = None):
-        self.zoo = zoo if isinstance(zoo, Zoo) else Zoo(zoo)
+        self.zoo = zoo
         if split not in (*SPLITS, "all"):
             raise ValueError(f"split must be one of {SPLITS} or 'all', got {split!r}")
         if arch is None:

@@ -9,13 +9,13 @@ Small CNN Zoo (Unterthiner et al. 2020), a folder holding
 - ``metrics.csv`` or ``metrics.csv.gz``: one row per network (same order as the weights),
   metrics and hyperparameters; rows sharing ``modeldir`` are checkpoints of one run.
 
-Each network becomes a :class:`~model_zoo.nets.SmallCNN` (kernels transposed to PyTorch's
+Each network becomes a :class:`~weightspace.nets.SmallCNN` (kernels transposed to PyTorch's
 ``(out, in, kh, kw)`` and ``(out, in)``), grouped by ``config.activation`` when present.
 
 DWSNets / NFN INR folders: one ``.pth`` state dict per SIREN and a splits JSON
 ``{"train": {"path": [...], "label": [...]}, "val": ..., "test": ...}``; each file is read
 with ``torch.load(weights_only=True)`` and its tensors, in order, fill a
-:class:`~model_zoo.nets.SIREN` of the same widths.
+:class:`~weightspace.nets.SIREN` of the same widths.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from weightspace.graph.spec import GraphSpec
+from weightspace.nets import SIREN, SmallCNN
 from weightspace.zoo.writer import ZooWriter
 
 
@@ -65,8 +66,6 @@ def _to_torch_layout(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 def import_small_cnn_zoo(folder: str | os.PathLike, out: str | os.PathLike,
                          image_size: int | None = None) -> Path:
     """Convert a Small CNN Zoo folder into a zoo file at ``out`` (see the module docstring)."""
-    from model_zoo.nets import SmallCNN
-
     folder = Path(folder)
     weights_path = folder / "weights.npy"
     metrics_path = next((p for p in (folder / "metrics.csv", folder / "metrics.csv.gz")
@@ -130,8 +129,6 @@ def import_small_cnn_zoo(folder: str | os.PathLike, out: str | os.PathLike,
 def import_inr_folder(splits_json: str | os.PathLike, out: str | os.PathLike,
                       w0: float = 30.0) -> Path:
     """Convert a DWSNets/NFN INR dataset (one .pth per SIREN, a splits JSON) into a zoo."""
-    from model_zoo.nets import SIREN
-
     splits_json = Path(splits_json)
     splits = json.loads(splits_json.read_text())
     paths, labels, names = [], [], []

@@ -20,6 +20,7 @@ from torch import nn
 
 from weightspace.errors import ZooCorruptionError
 from weightspace.graph.spec import GraphSpec
+from weightspace.zoo.dataset import ZooDataset
 from weightspace.zoo.format import KEY_COLUMNS, SCHEMA_VERSION, TMP_MARK
 
 
@@ -288,8 +289,6 @@ class Zoo:
     def dataset(self, split: str = "train", target: str | None = None, arch: str | None = None,
                 **kwargs):
         """A torch Dataset of flat weight vectors (see :class:`ZooDataset`)."""
-        from weightspace.zoo.dataset import ZooDataset
-
         return ZooDataset(self, split=split, target=target, arch=arch, **kwargs)
 
 

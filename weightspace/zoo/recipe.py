@@ -1,4 +1,12 @@
-"""What a zoo recipe is: runs sampled from a seed, grouped for vectorised training."""
+"""What a zoo recipe is: runs sampled from a seed, grouped for vectorised training; and
+``RECIPES``, the registry that finds recipes by name.
+
+A recipe package registers its recipes under the entry-point group ``weightspace.recipes``
+(in its ``pyproject.toml``: ``[project.entry-points."weightspace.recipes"]``, ``name =
+"package.module:RecipeClass"``); the zoo builder, the training tasks and the command line find
+them there, so the library never imports a recipe package. :func:`register_recipe` adds one in
+code (a user's own recipe in a notebook or a test).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +19,7 @@ import torch
 from torch import nn
 
 from weightspace.graph.spec import GraphSpec
+from weightspace.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -79,5 +88,16 @@ class Recipe(ABC):
         return found[arch]
 
 
-def log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
-    return float(np.exp(rng.uniform(np.log(low), np.log(high))))
+RECIPES: Registry[type[Recipe]] = Registry("recipe", "zoo.recipe", group="weightspace.recipes")
+
+
+def register_recipe(name: str, recipe: type[Recipe]) -> type[Recipe]:
+    """Make ``recipe`` (a :class:`Recipe` subclass) buildable as ``zoo.recipe=name``."""
+    if not (isinstance(recipe, type) and issubclass(recipe, Recipe)):
+        raise TypeError(f"recipe {name!r} must be a Recipe subclass, got {recipe!r}")
+    return RECIPES.register(name, recipe)
+
+
+def recipe_for(config: Mapping) -> Recipe:
+    """The recipe a zoo config names (``config["recipe"]``), built from that config."""
+    return RECIPES[config["recipe"]](config)

@@ -6,20 +6,25 @@ already in the zoo are skipped; the rest are grouped by the recipe's key and tra
 rank builds the runs ``run_id % world == rank`` into a zoo of its own (merge them with
 ``weightspace zoo merge``). ``workers=N`` runs N such ranks as local processes writing shards
 of one zoo, which the parent merges when all are done.
+
+:func:`build_from_config` is what ``scripts/build_zoo.py`` and ``weightspace zoo build`` run on
+the ``build_zoo`` config.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import torch
+from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from model_zoo.recipes import recipe_for
-from weightspace.zoo import ZooWriter
+from weightspace.zoo.recipe import recipe_for
+from weightspace.zoo.writer import ZooWriter
 
 
 def build_zoo(zoo_config: dict, n_runs: int, seed: int, out: str | Path, chunk_size: int = 32,
@@ -69,3 +74,19 @@ def _build_in_workers(zoo_config, n_runs, seed, out, chunk_size, workers, progre
     with context.Pool(workers) as pool:
         pool.map(_worker, jobs)
     return ZooWriter(out, {**zoo_config, "n_runs": n_runs, "seed": seed}).finalize()
+
+
+def build_from_config(cfg: DictConfig) -> Path:
+    """Build (or resume) the zoo a ``build_zoo`` config describes.
+
+    Under torchrun (``RANK``/``WORLD_SIZE`` set) each process builds its rank's share unless
+    ``rank``/``world`` are given. A build with ``world > 1`` leaves its shards for the others:
+    once every rank is done, the same command without ranks (or ``weightspace zoo merge``)
+    merges them.
+    """
+    zoo = OmegaConf.to_container(cfg.zoo, resolve=True)
+    rank, world = cfg.rank, cfg.world
+    if world == 1 and "WORLD_SIZE" in os.environ:
+        rank, world = int(os.environ.get("RANK", 0)), int(os.environ["WORLD_SIZE"])
+    return build_zoo(zoo, cfg.n_runs, cfg.seed, cfg.out, cfg.chunk_size, rank, world,
+                     cfg.progress and rank == 0, finalize=world == 1, workers=cfg.workers)

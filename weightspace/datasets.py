@@ -1,4 +1,5 @@
-"""Embedded datasets: scikit-learn's handwritten digits ship with the package; nothing downloads."""
+"""Datasets of the zoos, tasks and benchmarks: scikit-learn's handwritten digits (embedded),
+local ``npz`` files and torchvision datasets already on disk. Nothing downloads."""
 
 from __future__ import annotations
 
@@ -79,3 +80,18 @@ def _split(x: Tensor, y: Tensor, seed: int, fractions) -> dict[str, tuple[Tensor
     parts = {"train": order[:n_train], "val": order[n_train : n_train + n_val],
              "test": order[n_train + n_val :]}
     return {name: (x[idx], y[idx]) for name, idx in parts.items()}
+
+
+def digit_images() -> tuple[torch.Tensor, torch.Tensor]:
+    """The digits as ``[1797, 64]`` intensities in [0, 1] and their labels."""
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    return (torch.tensor(data.images, dtype=torch.float32).reshape(-1, 64) / 16.0,
+            torch.tensor(data.target))
+
+
+def pixel_grid(side: int = 8) -> torch.Tensor:
+    """``[side * side, 2]`` coordinates in [-1, 1]^2, row-major like the images."""
+    axis = torch.linspace(-1, 1, side)
+    return torch.stack(torch.meshgrid(axis, axis, indexing="ij"), -1).reshape(-1, 2)

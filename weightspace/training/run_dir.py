@@ -1,5 +1,5 @@
-"""What every training run shares: its device, optimiser, and the files of its run directory
-(``metrics.csv``, TensorBoard events, ``learning_curves.png``)."""
+"""The files of a run directory: ``metrics.csv``, TensorBoard events, ``learning_curves.png``,
+``metrics.json``; and resuming from its ``checkpoint.pt``."""
 
 from __future__ import annotations
 
@@ -9,48 +9,10 @@ import math
 from pathlib import Path
 
 import torch
-
-OPTIMIZERS = ("adamw", "adam", "sgd")
-
-
-def minibatches(tensors: tuple, batch_size: int, generator: torch.Generator | None = None):
-    """``tensors`` (equal first dimensions) in minibatches: shuffled by ``generator`` (one
-    ``randperm``), in order without one."""
-    n = len(tensors[0])
-    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
-    for start in range(0, n, batch_size):
-        idx = order[start : start + batch_size]
-        yield tuple(t[idx] for t in tensors)
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` is CUDA when present, else CPU; with several GPUs, the process's own one."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and torch.cuda.device_count() > 1:
-        return torch.device("cuda", local_rank)
-    return torch.device(name)
-
-
-def make_optimizer(params, trainer) -> torch.optim.Optimizer:
-    """``trainer.optimizer`` (adamw by default, adam, or sgd with ``trainer.momentum``) at
-    ``trainer.lr`` with ``trainer.weight_decay``."""
-    name = trainer.get("optimizer", "adamw")
-    lr, decay = float(trainer.lr), float(trainer.get("weight_decay", 0.0))
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=decay)
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=decay)
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=float(trainer.get("momentum", 0.9)),
-                               weight_decay=decay)
-    raise KeyError(f"unknown optimizer {name!r} (config key trainer.optimizer); known: "
-                   f"{OPTIMIZERS}")
+from torch.utils.tensorboard import SummaryWriter
 
 
 def tensorboard_writer(out: Path):
-    from torch.utils.tensorboard import SummaryWriter
-
     return SummaryWriter(str(out / "tensorboard"))
 
 
@@ -84,8 +46,7 @@ def plot_learning_curves(out: Path, history: list[dict], score: str):
     plt.close(fig)
 
 
-def resume(out: Path, device, model, optimizer, key: str = "model"
-           ) -> tuple[int, float, list, dict]:
+def resume(out: Path, device, model, optimizer) -> tuple[int, float, list, dict]:
     """``(first epoch, best score, history, checkpoint)`` of a run directory: from its
     ``checkpoint.pt`` (loading ``model`` and ``optimizer``) when there is one, else a fresh
     start ``(1, nan, [], {})``."""
@@ -93,7 +54,7 @@ def resume(out: Path, device, model, optimizer, key: str = "model"
     if not path.exists():
         return 1, math.nan, [], {}
     state = torch.load(path, map_location=device, weights_only=True)
-    model.load_state_dict(state[key])
+    model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     return state["epoch"] + 1, state["best"], state["history"], state
 

@@ -6,10 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from model_zoo import nets
 from tests.conftest import randomize
-from weightspace import GraphSpec, batched_sequential
-from weightspace.functional import batched_forward
+from weightspace import GraphSpec, nets
+from weightspace.functional import batched_forward, batched_sequential
 
 B = 5
 

@@ -4,9 +4,10 @@ For weight sets ``theta_1 .. theta_B`` of a module ``f`` and an input ``x``, ret
 ``[f(x; theta_1), ..., f(x; theta_B)]`` stacked on a leading axis, computed as
 ``vmap(functional_call)`` -- one traced forward over stacked tensors instead of B Python-level
 forwards -- or, for a plain ``nn.Sequential`` of dense layers and elementwise modules, directly
-as one batched matmul per layer (:mod:`weightspace.batched_sequential`). ``params`` is either a
-flat matrix ``[B, P]`` in the module's :class:`~weightspace.graph.GraphSpec` layout (the rows of
-a zoo, or a hypernetwork's output) or a dict ``name -> [B, *shape]``; names it leaves out fall
+as one batched matmul per layer (:mod:`weightspace.functional.batched_sequential`).
+``params`` is either a flat matrix ``[B, P]`` in the module's
+:class:`~weightspace.graph.GraphSpec` layout (the rows of a zoo, or a hypernetwork's output) or
+a dict ``name -> [B, *shape]``; names it leaves out fall
 back to the module's own tensors (shared by all B), and names the module does not have are
 refused.
 
@@ -27,7 +28,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from weightspace import batched_sequential
+import weightspace.functional.batched_sequential as batched_sequential
 from weightspace.errors import SpecMismatchError
 from weightspace.graph.layout import buffer_layout, parameter_layout
 

@@ -8,9 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from model_zoo import nets
 from tests.conftest import build, sample_inputs
-from weightspace import GraphSpec, SpecMismatchError
+from weightspace import GraphSpec, SpecMismatchError, nets
 from weightspace.functional import batched_forward
 
 B = 4
