@@ -72,7 +72,7 @@ def predict(checkpoint: str | os.PathLike | Trained, models, batch_size: int = 2
 
     A metanetwork trained on several architectures takes networks of any of them (tensor rows:
     name the architecture with ``arch=``). ``example_inputs`` trace modules that cannot say
-    what they take (see :func:`~weightspace.graph.spec.default_example_inputs`).
+    what they take (see :func:`~weightspace.graph.example_inputs.default_example_inputs`).
     """
     trained = load_trained(checkpoint, device, kind="metanetwork")
     rows = _rows(trained, models, arch, example_inputs)

@@ -1,4 +1,8 @@
-"""The ``weightspace`` command line."""
+"""The ``weightspace`` command line.
+
+Each command imports what it runs when it runs (``weightspace zoo info`` does not load the
+training stack).
+"""
 
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ def to_graph(
     entries no node carries, e.g. BatchNorm's counters) and ``spec_id``.
 
     The first network of an architecture is traced (``example_inputs``, or see
-    :func:`~weightspace.graph.spec.default_example_inputs`); every further one costs one
+    :func:`~weightspace.graph.example_inputs.default_example_inputs`); every further one costs one
     flatten and one gather through the cached :class:`GraphSpec`. Give all graphs the same
     ``canvas`` (e.g. ``(3, 3)``) to batch different architectures together.
     """

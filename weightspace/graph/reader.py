@@ -23,6 +23,7 @@ from torch import nn
 from torch.fx.node import map_aggregate
 
 from weightspace.errors import UnsupportedModuleError
+from weightspace.graph import rules
 from weightspace.graph.blocks import (
     Blueprint,
     DenseEdges,
@@ -37,6 +38,7 @@ from weightspace.graph.vocab import (
     ODD_ACTIVATIONS,
     POSITIVE_HOMOGENEOUS_ACTIVATIONS,
     Activation,
+    NodeType,
 )
 
 
@@ -102,8 +104,6 @@ class GraphReader:
     """Walks a traced network and builds its blueprint (see the module docstring)."""
 
     def __init__(self, model: nn.Module, example_inputs: tuple):
-        from weightspace.graph import rules  # the registry imports this module's types
-
         self.rules = rules
         self.model = model
         self.example_inputs = example_inputs
@@ -233,8 +233,6 @@ class GraphReader:
                     f"{self.bp.sets[s].size} elsewhere"
                 )
             return s
-        from weightspace.graph.vocab import NodeType
-
         s = self.new_set(f"input{x.index}", x.shape[dim], NodeType.INPUT, role="input")
         self.bp.sets[s].input_index = x.index
         self.input_sets[x.index] = (s, dim)

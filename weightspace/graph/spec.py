@@ -31,15 +31,15 @@ from torch_geometric.data import Data
 
 from weightspace.errors import SpecMismatchError
 from weightspace.graph.blocks import (
-    NODE_DEFAULTS,
     NODE_FEATURES,
     Blueprint,
     DenseEdges,
-    DiagEdges,
-    materialize_edges,
 )
+from weightspace.graph.example_inputs import as_tuple, default_example_inputs
+from weightspace.graph.index_maps import materialize
 from weightspace.graph.layout import FlatLayout, buffer_layout, parameter_layout, split_state
 from weightspace.graph.reader import GraphReader
+from weightspace.graph.symmetry import permutation_groups
 
 SPEC_FORMAT_VERSION = 1
 # Kernels up to this size fill the edge features in channel mode; larger ones are read entry
@@ -57,37 +57,6 @@ def _hash(obj) -> str:
 def spec_id_of(spec_dict: dict) -> str:
     """The id of the spec that ``spec_dict`` (``GraphSpec.to_dict()``) describes."""
     return _hash(spec_dict)
-
-
-def _as_tuple(example_inputs) -> tuple:
-    if example_inputs is None:
-        return ()
-    if isinstance(example_inputs, torch.Tensor):
-        return (example_inputs,)
-    return tuple(example_inputs)
-
-
-def default_example_inputs(model: nn.Module) -> tuple:
-    """Inputs to trace ``model`` with when the caller gives none.
-
-    A model may say what it takes through an ``example_inputs`` attribute (a tensor, a tuple,
-    or a callable returning either); otherwise a network whose first layer is a ``Linear`` or
-    an ``Embedding`` gets a batch of one. Anything else must be given its inputs explicitly.
-    """
-    given = getattr(model, "example_inputs", None)
-    if given is not None:
-        return _as_tuple(given() if callable(given) else given)
-    for m in model.modules():
-        if isinstance(m, nn.Linear):
-            return (torch.zeros(1, m.in_features),)
-        if isinstance(m, nn.Embedding):
-            return (torch.zeros(1, 1, dtype=torch.long),)
-        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.MultiheadAttention)):
-            break
-    raise ValueError(
-        f"cannot guess the input shape of {type(model).__name__}: pass example_inputs "
-        f"(e.g. torch.zeros(1, 3, 32, 32)) or give the model an `example_inputs` attribute"
-    )
 
 
 class GraphSpec:
@@ -121,7 +90,7 @@ class GraphSpec:
             raise SpecMismatchError(f"parameters of mixed dtypes {sorted(dtypes)}")
         self.dtype = getattr(torch, dtypes.pop()) if dtypes else torch.float32
         self.id = spec_id_of(self.to_dict())
-        self._materialize()
+        materialize(self)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -133,7 +102,7 @@ class GraphSpec:
         canvas: tuple[int, int] | None = None,
     ) -> GraphSpec:
         """Trace ``model`` (or fetch the cached spec of its architecture)."""
-        inputs = _as_tuple(example_inputs) or default_example_inputs(model)
+        inputs = as_tuple(example_inputs) or default_example_inputs(model)
         dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
         if dtype is not None:  # trace a float64 network with float64 inputs
             inputs = tuple(x.to(dtype) if x.is_floating_point() else x for x in inputs)
@@ -211,102 +180,6 @@ class GraphSpec:
             kh, kw = max(kh, e.kernel[0]), max(kw, e.kernel[1])
         return kh, kw
 
-    # ------------------------------------------------------------------ index maps
-    def _materialize(self):
-        bp = self.blueprint
-        sizes = [s.size for s in bp.sets]
-        offsets, n = [], 0
-        for size in sizes:
-            offsets.append(n)
-            n += size
-        self.set_offset, self.num_nodes = offsets, n
-        P, Q = len(self.params), len(self.buffers)
-        self.const_zero, self.const_one = P + Q, P + Q + 1
-        tensor_offset = {s.name: s.offset for s in self.params.slots}
-        tensor_offset.update({s.name: P + s.offset for s in self.buffers.slots})
-
-        arrays = [
-            materialize_edges(b, offsets, sizes, tensor_offset, self.const_zero,
-                              self.const_one, self.canvas, self.kernel_edges)
-            for b in bp.edges
-        ]
-        F = 1 if self.kernel_edges == "entry" else self.canvas[0] * self.canvas[1]
-
-        def cat(xs):
-            return torch.cat(xs) if xs else torch.zeros(0, dtype=torch.long)
-
-        self.edge_index = torch.stack([cat([a.src for a in arrays]), cat([a.dst for a in arrays])])
-        self.edge_src = torch.cat([a.feat for a in arrays]) if arrays else torch.zeros(
-            0, F, dtype=torch.long)
-        self.edge_pos = cat([a.pos for a in arrays])
-        self.edge_type = cat([torch.full((a.src.numel(),), a.edge_type) for a in arrays])
-        self.edge_runs = _contiguous_runs(arrays)
-
-        const = {"zero": self.const_zero, "one": self.const_one}
-        node_src = torch.tensor([const[d] for d in NODE_DEFAULTS]).repeat(n, 1)
-        for slot in bp.node_slots:
-            base = tensor_offset[slot.tensor] + slot.offset
-            o = offsets[slot.set]
-            node_src[o : o + sizes[slot.set], slot.slot] = base + torch.arange(sizes[slot.set])
-        self.node_src = node_src
-        self._plan_module_reads(arrays, tensor_offset)
-
-        size_t = torch.tensor(sizes, dtype=torch.long)
-
-        def per_set(values):
-            return torch.tensor(values, dtype=torch.long).repeat_interleave(size_t)
-
-        self.node_type = per_set([s.node_type for s in bp.sets])
-        self.activation = per_set([s.activation for s in bp.sets])
-        self.layer = per_set(self._depths())
-        self.input_id = self._role_ids("input", key=lambda s: bp.sets[s].input_index)
-        self.output_id = self._role_ids("output")
-        self._check_bijection(tensor_offset)
-        self._param_from = None
-
-    def _plan_module_reads(self, arrays, tensor_offset: dict[str, int]):
-        """Precompute how :meth:`module_graph` reads a module's tensors without a flat copy.
-
-        Contiguous edge blocks are copied straight from their tensor; everything else is
-        gathered from a compact source ``c = [tensors that gathers read; 0; 1]``, whose
-        indices are the spec's indices remapped once here.
-        """
-        P, Q = len(self.params), len(self.buffers)
-        slots = self.params.slots + self.buffers.slots
-        starts = torch.tensor([tensor_offset[s.name] for s in slots] + [P + Q])
-        names = [s.name for s in slots]
-
-        def owner(idx: Tensor) -> Tensor:  # slot number of each source index (consts: len)
-            return torch.searchsorted(starts, idx, right=True) - 1
-
-        gather_runs = [(e0, e1) for e0, e1, base in self.edge_runs if base < 0]
-        needed = {int(i) for e0, e1 in gather_runs for i in owner(
-            self.edge_src[e0:e1].reshape(-1)).unique()}
-        needed |= {int(i) for i in owner(self.node_src.reshape(-1)).unique()}
-        needed.discard(len(slots))
-        order = sorted(needed)
-        compact_start = torch.zeros(len(slots) + 1, dtype=torch.long)
-        running = 0
-        for i in order:
-            compact_start[i] = running
-            running += slots[i].numel
-        compact_start[len(slots)] = running  # the constants 0, 1 follow the tensors
-        self._compact_tensors = [names[i] for i in order]
-
-        def remap(idx: Tensor) -> Tensor:
-            o = owner(idx)
-            base = torch.where(o < len(slots), starts[o.clamp(max=len(slots) - 1)], P + Q)
-            return compact_start[o] + idx - base
-
-        self._module_edge_plan = []
-        for (e0, e1, base), a in zip(self.edge_runs, arrays, strict=True):
-            if base >= 0:
-                o = int(owner(torch.tensor([base]))[0])
-                self._module_edge_plan.append((e0, e1, names[o], base - int(starts[o]), None))
-            else:
-                self._module_edge_plan.append((e0, e1, None, 0, remap(a.feat)))
-        self._compact_node_src = remap(self.node_src)
-
     def module_graph(self, model_or_state: nn.Module | Mapping[str, Tensor],
                      check_finite: bool = True) -> Data:
         """:meth:`graph` of a module, reading its tensors directly (no flat copy of the
@@ -330,94 +203,6 @@ class GraphSpec:
         buffers = self.flatten_buffers(state)
         return self._data(c[self._compact_node_src], out.view(self.num_edges, F),
                           buffers[self.extra_buffer_index])
-
-    def _depths(self) -> list[int]:
-        """Longest path (in layers) from an input or token set to each set."""
-        bp = self.blueprint
-        depth = [0] * len(bp.sets)
-        changed = True
-        while changed:
-            changed = False
-            for e in bp.edges:
-                if depth[e.dst] < depth[e.src] + 1:
-                    depth[e.dst] = depth[e.src] + 1
-                    changed = True
-        return depth
-
-    def _role_ids(self, role: str, key=None) -> Tensor:
-        ids = torch.full((self.num_nodes,), -1, dtype=torch.long)
-        sets = [i for i, s in enumerate(self.blueprint.sets) if s.role == role]
-        if key is not None:
-            sets.sort(key=key)
-        running = 0
-        for i in sets:
-            o, size = self.set_offset[i], self.blueprint.sets[i].size
-            ids[o : o + size] = torch.arange(running, running + size)
-            running += size
-        return ids
-
-    def _check_bijection(self, tensor_offset: dict[str, int]):
-        """Every parameter entry fills exactly one feature slot; buffer entries at most one.
-
-        Each block reads one interval of the source vector (by construction of
-        ``materialize_edges``), so coverage is checked on intervals: each must lie inside its
-        own tensor, no two may overlap, and together they must cover all parameters.
-        """
-        P, Q = len(self.params), len(self.buffers)
-        sizes = [s.size for s in self.blueprint.sets]
-        numel = {s.name: s.numel for s in self.params.slots}
-        numel.update({s.name: s.numel for s in self.buffers.slots})
-        intervals = []
-        for b in self.blueprint.edges:
-            if isinstance(b, DenseEdges):
-                n_src, n_dst = sizes[b.src], sizes[b.dst]
-                count = n_src * n_dst if b.transposed else (
-                    n_dst * (n_src // b.groups) * b.kernel[0] * b.kernel[1])
-                intervals.append((b.param, b.offset, count))
-            elif isinstance(b, DiagEdges) and b.param is not None:
-                intervals.append((b.param, b.offset, sizes[b.src]))
-        for slot in self.blueprint.node_slots:
-            intervals.append((slot.tensor, slot.offset, sizes[slot.set]))
-        spans = []
-        for name, offset, count in intervals:
-            if offset + count > numel[name]:
-                raise SpecMismatchError(
-                    f"{name!r} holds {numel[name]} entries but a rule reads {offset + count}"
-                )
-            start = tensor_offset[name] + offset
-            spans.append((start, start + count, name))
-        spans.sort()
-        covered = 0
-        for (start, stop, name), (next_start, _, next_name) in zip(
-            spans, spans[1:] + [(P + Q, 0, "")], strict=True
-        ):
-            if stop > next_start:
-                raise SpecMismatchError(f"{name!r} and {next_name!r} are read more than once")
-            if start < P:
-                covered += stop - start
-        if covered != P:
-            read = {name for start, _, name in spans if start < P}
-            missing = [s for s in self.params.slots if s.name not in read]
-            slot = missing[0] if missing else self.params.slots[0]
-            raise SpecMismatchError(
-                f"parameter {slot.name!r} (shape {list(slot.shape)}) is not read by any rule: "
-                f"the traced forward does not use it, or uses it in a way no rule covers"
-            )
-        # Buffers sit in node features, and in edges only where a rule reads a buffer as edge
-        # weights (a fixed positional encoding): scan the edges only then.
-        edges_read_buffers = any(
-            getattr(b, "param", None) is not None and tensor_offset[b.param] >= P
-            for b in self.blueprint.edges
-        )
-        skip = 0 if edges_read_buffers else self.edge_src.numel()
-        flat = (torch.cat([self.edge_src.reshape(-1), self.node_src.reshape(-1)])
-                if edges_read_buffers else self.node_src.reshape(-1))
-        at = torch.nonzero((flat >= P) & (flat < P + Q)).reshape(-1)
-        self.buffer_to = flat[at] - P  # buffer entries carried by the graph ...
-        self.buffer_from = at + skip  # ... at these places of [edge_attr.flatten(); x.flatten()]
-        carried = torch.zeros(Q, dtype=torch.bool)
-        carried[self.buffer_to] = True
-        self.extra_buffer_index = torch.nonzero(~carried).reshape(-1)
 
     @property
     def param_from(self) -> Tensor:
@@ -447,8 +232,6 @@ class GraphSpec:
     @property
     def permutation_groups(self):
         """The sets whose neurons may be permuted together (``weightspace.graph.symmetry``)."""
-        from weightspace.graph.symmetry import permutation_groups
-
         if not hasattr(self, "_groups"):
             self._groups = permutation_groups(self)
         return self._groups
@@ -582,31 +365,7 @@ class GraphSpec:
         u[self.extra_buffer_index] = extra_buffers.to(torch.float64)
         return u
 
-    def check_finite(self, vec: Tensor, what: str = "weights"):
-        """Raise a ValueError naming the first tensor with a NaN or infinite entry."""
-        if _all_finite(vec):
-            return
-        bad = int(torch.nonzero(~torch.isfinite(vec))[0, -1])
-        layout = self.params if what == "weights" else self.buffers
-        for slot in layout.slots:
-            if slot.offset <= bad < slot.stop:
-                raise ValueError(f"{what}: {slot.name!r} holds NaN or infinite values")
-        raise ValueError(f"{what} hold NaN or infinite values")
-
-
-
 
 def _all_finite(t: Tensor) -> bool:
     # A finite sum proves every entry finite (one cheap pass); else look entry by entry.
     return bool(torch.isfinite(t.sum())) or bool(torch.isfinite(t).all())
-
-
-def _contiguous_runs(arrays) -> list[tuple[int, int, int]]:
-    """``(first edge, end edge, base)`` per block: ``base >= 0`` when the block's feature
-    sources are exactly ``base, base + 1, ...`` (a plain slice of the source vector), else -1."""
-    runs, e0 = [], 0
-    for a in arrays:
-        e1 = e0 + a.feat.shape[0]
-        runs.append((e0, e1, a.contiguous_base if e1 > e0 else -1))
-        e0 = e1
-    return runs

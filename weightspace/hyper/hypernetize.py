@@ -28,6 +28,19 @@ from weightspace.hyper.hypernetwork import HyperNetwork, copies_holding
 
 
 class HyperModule(nn.Module):
+    """A module whose chosen parameters come from a hypernetwork of a condition (see
+    :func:`hypernetize`); the rest stay its own trainable parameters.
+
+    Args:
+        model: the module; its generated parameters stop requiring gradients.
+        modules: the paths of the modules whose parameters are generated.
+        cond_dim: the width of a condition.
+        **hyper_kwargs: further arguments of :class:`~weightspace.hyper.HyperNetwork`.
+
+    Shapes:
+        input: ``x`` and conditions ``[B, cond_dim]``; output: ``[B, *out]``.
+    """
+
     def __init__(self, model: nn.Module, modules, cond_dim: int = 1, **hyper_kwargs):
         super().__init__()
         self.hypernet = HyperNetwork(model, cond_dim, modules=modules, **hyper_kwargs)

@@ -156,7 +156,25 @@ class TensorHeads(nn.Module):
 
 
 class HyperNetwork(nn.Module):
-    """Conditions ``[B, cond_dim]`` in ``[0, 1]`` -> weights ``[B, P]`` of ``target``."""
+    """Conditions ``[B, cond_dim]`` in ``[0, 1]`` -> weights ``[B, P]`` of ``target``.
+
+    With ``mip=True`` (Magnitude Invariant Parametrization) a condition ``g`` enters as
+    ``[cos(pi g / 2), sin(pi g / 2)]`` and the output is residual, ``theta_0 + h(E(g))``, with
+    ``theta_0`` the target's own weights; ``mip=False`` is the classic proportional one.
+
+    Args:
+        target: the network whose weights are generated (its flat GraphSpec layout).
+        cond_dim: the width of a condition.
+        hidden: the widths of the MLP trunk.
+        mip: the magnitude-invariant parametrization (else the classic one).
+        modules: generate only these modules' parameters (paths); ``None``: all.
+        chunk: heads make this many values at a time (large targets); ``None``: one head per
+            tensor.
+        delta_init: the scale the residual output starts at.
+
+    Shapes:
+        input: ``[B, cond_dim]``; output: ``[B, P]`` (the generated parameters).
+    """
 
     def __init__(self, target: nn.Module, cond_dim: int = 1, hidden=(64, 64), mip: bool = True,
                  modules=None, chunk: int | None = None, delta_init: float = 0.1):

@@ -28,12 +28,37 @@ from weightspace.nn.heads import EquivariantHead, InvariantReadout, scatter_to_w
 
 @dataclass
 class MetaNetworkOutput:
+    """The outputs of a :class:`GraphMetaNetwork` for a batch of ``B`` graphs.
+
+    Args:
+        graph: ``[B, graph_out]`` invariant outputs, or ``None``.
+        node: ``[B * N, 3]`` equivariant node outputs, or ``None``.
+        edge: ``[B * E, F]`` equivariant edge outputs, or ``None``.
+    """
+
     graph: Tensor | None  # [B, graph_out]
     node: Tensor | None  # [B * N, 3]
     edge: Tensor | None  # [B * E, F]
 
 
 class GraphMetaNetwork(nn.Module):
+    """A permutation-equivariant metanetwork on batches of parameter graphs (see the module
+    docstring).
+
+    Args:
+        edge_features: ``F``, the edge-feature width of the graphs it reads.
+        hidden: the width of node and edge states.
+        layers: the number of :class:`~weightspace.nn.conv.EdgeMPNNConv` blocks.
+        graph_out: invariant outputs per graph (0: none).
+        equivariant: whether node and edge heads output per-weight values.
+        fourier: Fourier frequencies of weight values (0: raw values).
+        probes: probe values per node read from ``batch.probe`` (0: none).
+
+    Shapes:
+        input: a PyG ``Batch`` of ``B`` graphs from :class:`~weightspace.data.GraphBatcher`;
+        output: :class:`MetaNetworkOutput`.
+    """
+
     def __init__(self, edge_features: int, hidden: int = 64, layers: int = 4,
                  graph_out: int = 1, equivariant: bool = False, fourier: int = 0,
                  probes: int = 0):

@@ -50,6 +50,26 @@ EDITS = ("add", "scale")
 
 
 class WeightSpaceModel(nn.Module):
+    """A metanetwork chosen by name with its input adapter (see the module docstring).
+
+    Args:
+        name: ``gmn``, ``statnn``, ``np`` or ``mlp``.
+        specs: the architectures it reads (one spec or several).
+        out_dim: invariant outputs per network.
+        equivariant: whether it outputs an edit ``delta [B, P]`` instead.
+        hidden: the metanetwork's width.
+        layers: its depth.
+        fourier: the GMN's Fourier frequencies of weight values.
+        edit_scale: the learned scale ``s`` of an edit starts here.
+        edit: ``add`` (``delta = s sigma_T out``) or ``scale`` (``delta = s theta out``).
+        probes: probe inputs per GMN node (0: none).
+        networks: one module per architecture, for probe features.
+
+    Shapes:
+        input: ``vecs [B, P]``, ``buffers [B, Q]`` (or ``None``), ``arch`` (an int);
+        output: ``[B, out_dim]``, or ``[B, P]`` when equivariant.
+    """
+
     def __init__(self, name: str, specs: GraphSpec | Sequence[GraphSpec], out_dim: int = 1,
                  equivariant: bool = False, hidden: int = 64, layers: int = 4, fourier: int = 0,
                  edit_scale: float = 0.01, edit: str = "add", probes: int = 0,

@@ -32,6 +32,19 @@ def mlp(d_in: int, d_out: int, hidden: int | None = None) -> nn.Sequential:
 
 
 class EdgeMPNNConv(MessagePassing):
+    """One message-passing block with node and edge updates (the update rule is in the module
+    docstring).
+
+    Args:
+        hidden: the width of node and edge states.
+        aggregators: PyG aggregations whose outputs are concatenated (PNA-style).
+        update_edges: whether the block updates edge states too.
+
+    Shapes:
+        input: ``h [N, hidden]``, ``edge_index [2, E]``, ``e [E, hidden]``;
+        output: ``(h' [N, hidden], e' [E, hidden])``.
+    """
+
     def __init__(self, hidden: int, aggregators=("mean", "max", "min", "std"),
                  update_edges: bool = True):
         super().__init__(aggr=MultiAggregation(list(aggregators), mode="cat"))

@@ -1,0 +1,216 @@
+"""How a :class:`~weightspace.graph.spec.GraphSpec` computes its index maps from its blueprint.
+
+:func:`materialize` fills a spec's topology (``edge_index``, node and edge types, layers, input
+and output ids) and its two gather maps ``node_src``/``edge_src`` into the source vector
+``s = [v; u; 0; 1]``, checks that every parameter entry sits in exactly one feature slot
+(:func:`check_bijection`), and plans how a module's tensors are read without a flat copy
+(:func:`plan_module_reads`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from weightspace.errors import SpecMismatchError
+from weightspace.graph.blocks import NODE_DEFAULTS, DenseEdges, DiagEdges, materialize_edges
+
+if TYPE_CHECKING:
+    from weightspace.graph.spec import GraphSpec
+
+
+def materialize(spec: GraphSpec):
+    bp = spec.blueprint
+    sizes = [s.size for s in bp.sets]
+    offsets, n = [], 0
+    for size in sizes:
+        offsets.append(n)
+        n += size
+    spec.set_offset, spec.num_nodes = offsets, n
+    P, Q = len(spec.params), len(spec.buffers)
+    spec.const_zero, spec.const_one = P + Q, P + Q + 1
+    tensor_offset = {s.name: s.offset for s in spec.params.slots}
+    tensor_offset.update({s.name: P + s.offset for s in spec.buffers.slots})
+
+    arrays = [
+        materialize_edges(b, offsets, sizes, tensor_offset, spec.const_zero,
+                          spec.const_one, spec.canvas, spec.kernel_edges)
+        for b in bp.edges
+    ]
+    F = 1 if spec.kernel_edges == "entry" else spec.canvas[0] * spec.canvas[1]
+
+    def cat(xs):
+        return torch.cat(xs) if xs else torch.zeros(0, dtype=torch.long)
+
+    spec.edge_index = torch.stack([cat([a.src for a in arrays]), cat([a.dst for a in arrays])])
+    spec.edge_src = torch.cat([a.feat for a in arrays]) if arrays else torch.zeros(
+        0, F, dtype=torch.long)
+    spec.edge_pos = cat([a.pos for a in arrays])
+    spec.edge_type = cat([torch.full((a.src.numel(),), a.edge_type) for a in arrays])
+    spec.edge_runs = contiguous_runs(arrays)
+
+    const = {"zero": spec.const_zero, "one": spec.const_one}
+    node_src = torch.tensor([const[d] for d in NODE_DEFAULTS]).repeat(n, 1)
+    for slot in bp.node_slots:
+        base = tensor_offset[slot.tensor] + slot.offset
+        o = offsets[slot.set]
+        node_src[o : o + sizes[slot.set], slot.slot] = base + torch.arange(sizes[slot.set])
+    spec.node_src = node_src
+    plan_module_reads(spec, arrays, tensor_offset)
+
+    size_t = torch.tensor(sizes, dtype=torch.long)
+
+    def per_set(values):
+        return torch.tensor(values, dtype=torch.long).repeat_interleave(size_t)
+
+    spec.node_type = per_set([s.node_type for s in bp.sets])
+    spec.activation = per_set([s.activation for s in bp.sets])
+    spec.layer = per_set(depths(spec))
+    spec.input_id = role_ids(spec, "input", key=lambda s: bp.sets[s].input_index)
+    spec.output_id = role_ids(spec, "output")
+    check_bijection(spec, tensor_offset)
+    spec._param_from = None
+
+def plan_module_reads(spec, arrays, tensor_offset: dict[str, int]):
+    """Precompute how :meth:`module_graph` reads a module's tensors without a flat copy.
+
+    Contiguous edge blocks are copied straight from their tensor; everything else is
+    gathered from a compact source ``c = [tensors that gathers read; 0; 1]``, whose
+    indices are the spec's indices remapped once here.
+    """
+    P, Q = len(spec.params), len(spec.buffers)
+    slots = spec.params.slots + spec.buffers.slots
+    starts = torch.tensor([tensor_offset[s.name] for s in slots] + [P + Q])
+    names = [s.name for s in slots]
+
+    def owner(idx: Tensor) -> Tensor:  # slot number of each source index (consts: len)
+        return torch.searchsorted(starts, idx, right=True) - 1
+
+    gather_runs = [(e0, e1) for e0, e1, base in spec.edge_runs if base < 0]
+    needed = {int(i) for e0, e1 in gather_runs for i in owner(
+        spec.edge_src[e0:e1].reshape(-1)).unique()}
+    needed |= {int(i) for i in owner(spec.node_src.reshape(-1)).unique()}
+    needed.discard(len(slots))
+    order = sorted(needed)
+    compact_start = torch.zeros(len(slots) + 1, dtype=torch.long)
+    running = 0
+    for i in order:
+        compact_start[i] = running
+        running += slots[i].numel
+    compact_start[len(slots)] = running  # the constants 0, 1 follow the tensors
+    spec._compact_tensors = [names[i] for i in order]
+
+    def remap(idx: Tensor) -> Tensor:
+        o = owner(idx)
+        base = torch.where(o < len(slots), starts[o.clamp(max=len(slots) - 1)], P + Q)
+        return compact_start[o] + idx - base
+
+    spec._module_edge_plan = []
+    for (e0, e1, base), a in zip(spec.edge_runs, arrays, strict=True):
+        if base >= 0:
+            o = int(owner(torch.tensor([base]))[0])
+            spec._module_edge_plan.append((e0, e1, names[o], base - int(starts[o]), None))
+        else:
+            spec._module_edge_plan.append((e0, e1, None, 0, remap(a.feat)))
+    spec._compact_node_src = remap(spec.node_src)
+
+def depths(spec) -> list[int]:
+    """Longest path (in layers) from an input or token set to each set."""
+    bp = spec.blueprint
+    depth = [0] * len(bp.sets)
+    changed = True
+    while changed:
+        changed = False
+        for e in bp.edges:
+            if depth[e.dst] < depth[e.src] + 1:
+                depth[e.dst] = depth[e.src] + 1
+                changed = True
+    return depth
+
+def role_ids(spec, role: str, key=None) -> Tensor:
+    ids = torch.full((spec.num_nodes,), -1, dtype=torch.long)
+    sets = [i for i, s in enumerate(spec.blueprint.sets) if s.role == role]
+    if key is not None:
+        sets.sort(key=key)
+    running = 0
+    for i in sets:
+        o, size = spec.set_offset[i], spec.blueprint.sets[i].size
+        ids[o : o + size] = torch.arange(running, running + size)
+        running += size
+    return ids
+
+def check_bijection(spec, tensor_offset: dict[str, int]):
+    """Every parameter entry fills exactly one feature slot; buffer entries at most one.
+
+    Each block reads one interval of the source vector (by construction of
+    ``materialize_edges``), so coverage is checked on intervals: each must lie inside its
+    own tensor, no two may overlap, and together they must cover all parameters.
+    """
+    P, Q = len(spec.params), len(spec.buffers)
+    sizes = [s.size for s in spec.blueprint.sets]
+    numel = {s.name: s.numel for s in spec.params.slots}
+    numel.update({s.name: s.numel for s in spec.buffers.slots})
+    intervals = []
+    for b in spec.blueprint.edges:
+        if isinstance(b, DenseEdges):
+            n_src, n_dst = sizes[b.src], sizes[b.dst]
+            count = n_src * n_dst if b.transposed else (
+                n_dst * (n_src // b.groups) * b.kernel[0] * b.kernel[1])
+            intervals.append((b.param, b.offset, count))
+        elif isinstance(b, DiagEdges) and b.param is not None:
+            intervals.append((b.param, b.offset, sizes[b.src]))
+    for slot in spec.blueprint.node_slots:
+        intervals.append((slot.tensor, slot.offset, sizes[slot.set]))
+    spans = []
+    for name, offset, count in intervals:
+        if offset + count > numel[name]:
+            raise SpecMismatchError(
+                f"{name!r} holds {numel[name]} entries but a rule reads {offset + count}"
+            )
+        start = tensor_offset[name] + offset
+        spans.append((start, start + count, name))
+    spans.sort()
+    covered = 0
+    for (start, stop, name), (next_start, _, next_name) in zip(
+        spans, spans[1:] + [(P + Q, 0, "")], strict=True
+    ):
+        if stop > next_start:
+            raise SpecMismatchError(f"{name!r} and {next_name!r} are read more than once")
+        if start < P:
+            covered += stop - start
+    if covered != P:
+        read = {name for start, _, name in spans if start < P}
+        missing = [s for s in spec.params.slots if s.name not in read]
+        slot = missing[0] if missing else spec.params.slots[0]
+        raise SpecMismatchError(
+            f"parameter {slot.name!r} (shape {list(slot.shape)}) is not read by any rule: "
+            f"the traced forward does not use it, or uses it in a way no rule covers"
+        )
+    # Buffers sit in node features, and in edges only where a rule reads a buffer as edge
+    # weights (a fixed positional encoding): scan the edges only then.
+    edges_read_buffers = any(
+        getattr(b, "param", None) is not None and tensor_offset[b.param] >= P
+        for b in spec.blueprint.edges
+    )
+    skip = 0 if edges_read_buffers else spec.edge_src.numel()
+    flat = (torch.cat([spec.edge_src.reshape(-1), spec.node_src.reshape(-1)])
+            if edges_read_buffers else spec.node_src.reshape(-1))
+    at = torch.nonzero((flat >= P) & (flat < P + Q)).reshape(-1)
+    spec.buffer_to = flat[at] - P  # buffer entries carried by the graph ...
+    spec.buffer_from = at + skip  # ... at these places of [edge_attr.flatten(); x.flatten()]
+    carried = torch.zeros(Q, dtype=torch.bool)
+    carried[spec.buffer_to] = True
+    spec.extra_buffer_index = torch.nonzero(~carried).reshape(-1)
+
+
+def contiguous_runs(arrays) -> list[tuple[int, int, int]]:
+    """``(first edge, end edge, base)`` per block: ``base >= 0`` when the block's feature
+    sources are exactly ``base, base + 1, ...`` (a plain slice of the source vector), else -1."""
+    runs, e0 = [], 0
+    for a in arrays:
+        e1 = e0 + a.feat.shape[0]
+        runs.append((e0, e1, a.contiguous_base if e1 > e0 else -1))
+        e0 = e1
+    return runs

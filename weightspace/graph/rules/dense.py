@@ -1,0 +1,85 @@
+"""Rules of dense layers: ``Linear`` (and ``F.linear``), ``Conv1d/2d``, ``Embedding``."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import nn
+
+from weightspace.graph.blocks import (
+    NODE_BIAS,
+    DenseEdges,
+)
+from weightspace.graph.rules.registry import register_function, register_module
+from weightspace.graph.values import Feat, ParamRef
+from weightspace.graph.vocab import EdgeType, NodeType
+
+
+def bias_name(module: nn.Module, path: str, attr: str = "bias") -> str | None:
+    return f"{path}.{attr}" if getattr(module, attr, None) is not None else None
+
+
+# ---------------------------------------------------------------------- linear maps
+def linear(r, x, weight: str, bias: str | None, n_out: int, n_in: int, path: str):
+    x = r.feat(x, dim=-1, what=f"linear layer {path!r}")
+    if x.spatial is not None:
+        C = r.bp.sets[x.set].size
+        h, w = x.spatial
+        if C * h * w != n_in:
+            r.refuse(f"expects {n_in} inputs, got {C}x{h}x{w} flattened features")
+        edge_type, kernel = EdgeType.FLATTEN, (h, w)
+    else:
+        if x.shape[x.dim] != n_in:
+            r.refuse(f"expects {n_in} inputs, got {x.shape[x.dim]}")
+        edge_type, kernel = EdgeType.LINEAR, (1, 1)
+    r.use(x, "linear")
+    out = r.new_set(path, n_out, NodeType.LINEAR, scalable=True)
+    r.edges(DenseEdges(x.set, out, edge_type, weight, kernel=kernel))
+    r.node_slot(out, NODE_BIAS, bias)
+    shape = r.out_shape()
+    return Feat(out, len(shape) - 1, shape)
+
+
+@register_module(nn.Linear)
+def _linear_module(r, m, path, x):
+    return linear(r, x, f"{path}.weight", bias_name(m, path), m.out_features, m.in_features,
+                  path)
+
+
+@register_function(F.linear)
+def _linear_function(r, x, weight, bias=None):
+    if not isinstance(weight, ParamRef) or not (bias is None or isinstance(bias, ParamRef)):
+        r.refuse("F.linear is read only with parameters as weight and bias")
+    n_out, n_in = r.param_shape(weight)
+    path = weight.name.rsplit(".", 1)[0] if "." in weight.name else weight.name
+    return linear(r, x, weight.name, bias.name if bias else None, n_out, n_in, path)
+
+
+@register_module(nn.Conv1d, nn.Conv2d)
+def _conv(r, m, path, x):
+    x = r.feat(x, dim=1, size=m.in_channels, what=f"convolution {path!r}")
+    r.use(x, "linear")
+    kernel = tuple(m.kernel_size)
+    kernel = (1, kernel[0]) if len(kernel) == 1 else kernel
+    out = r.new_set(path, m.out_channels, NodeType.CONV, scalable=True)
+    r.edges(DenseEdges(x.set, out, EdgeType.CONV, f"{path}.weight", groups=m.groups,
+                       kernel=kernel))
+    r.node_slot(out, NODE_BIAS, bias_name(m, path))
+    if m.groups > 1:
+        # Input group k feeds only output group k: groups move together on both sides.
+        r.constrain(x.set, m.groups, f"{path}.groups")
+        r.constrain(out, m.groups, f"{path}.groups")
+    return Feat(out, 1, r.out_shape())
+
+
+@register_module(nn.Embedding)
+def _embedding(r, m, path, ids, *args, **kwargs):
+    if isinstance(ids, Feat):
+        r.refuse("an Embedding reads token ids, not features")
+    vocab = r.new_set(f"{path}.vocab", m.num_embeddings, NodeType.TOKEN, role="token")
+    out = r.new_set(path, m.embedding_dim, NodeType.EMBEDDING, scalable=True)
+    r.edges(DenseEdges(vocab, out, EdgeType.EMBEDDING, f"{path}.weight", transposed=True))
+    shape = r.out_shape()
+    return Feat(out, len(shape) - 1, shape)
+
+
+# ---------------------------------------------------------------------- normalisation

@@ -1,0 +1,59 @@
+"""The rule registry: which rule reads each module type, function and method."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+_MODULE_RULES: list[tuple[type, Callable]] = []
+_FUNCTION_RULES: dict[Callable, Callable] = {}
+_METHOD_RULES: dict[str, Callable] = {}
+
+
+def register_module(*types):
+    def deco(rule):
+        for t in types:
+            _MODULE_RULES.append((t, rule))
+        return rule
+
+    return deco
+
+
+def register_function(*fns):
+    def deco(rule):
+        for f in fns:
+            _FUNCTION_RULES[f] = rule
+        return rule
+
+    return deco
+
+
+def register_method(*names):
+    def deco(rule):
+        for n in names:
+            _METHOD_RULES[n] = rule
+        return rule
+
+    return deco
+
+
+def module_rule(module: nn.Module):
+    for t, rule in _MODULE_RULES:
+        if type(module) is t:
+            return rule
+    return None
+
+
+def has_module_rule(module: nn.Module) -> bool:
+    return module_rule(module) is not None
+
+
+def function_rule(node):
+    if node.op == "call_method":
+        return _METHOD_RULES.get(node.target)
+    return _FUNCTION_RULES.get(node.target)
+
+
+def supported_names() -> list[str]:
+    return sorted({t.__name__ for t, _ in _MODULE_RULES})
