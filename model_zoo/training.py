@@ -30,6 +30,16 @@ SGD_MOMENTUM, ADAM_BETAS, RMSPROP_ALPHA, EPS = 0.9, (0.9, 0.999), 0.99, 1e-8
 
 @dataclass
 class Checkpoint:
+    """The state of ``B`` networks trained together, at one step.
+
+    Args:
+        epoch: the epoch just finished.
+        step: optimiser steps so far.
+        flat: ``[B, P]`` each network's parameters in ``named_parameters()`` order.
+        params: ``name -> [B, ...]``, views into ``flat``.
+        buffers: ``name -> [B, ...]`` (BatchNorm statistics), maybe empty.
+    """
+
     epoch: int
     step: int
     flat: Tensor  # [B, P]: each network's parameters in named_parameters() order
@@ -76,6 +86,12 @@ class VectorOptimizer:
 
     Works on the flat ``[B, P]`` matrix of all parameters (see :class:`FlatParams`), so one
     update is a dozen elementwise operations, whatever the number of parameter tensors.
+
+    Args:
+        kind: ``"adam"``, ``"sgd"`` or ``"rmsprop"``.
+        flat: ``[B, P]`` the parameters, updated in place.
+        lr: ``[B]`` learning rates.
+        weight_decay: ``[B]`` L2 weight decays.
     """
 
     def __init__(self, kind: str, flat: Tensor, lr: Tensor, weight_decay: Tensor):
@@ -118,7 +134,11 @@ class VectorOptimizer:
 
 class FlatParams:
     """The parameters of B networks as one ``[B, P]`` matrix and, as views into it, a dict
-    ``name -> [B, *shape]`` for ``functional_call``."""
+    ``name -> [B, *shape]`` for ``functional_call``.
+
+    Args:
+        models: ``B`` networks of one architecture; their parameters are copied in.
+    """
 
     def __init__(self, models: list[nn.Module]):
         self.names = [n for n, _ in models[0].named_parameters()]

@@ -106,10 +106,12 @@ def test_the_library_never_imports_the_recipe_package():
 
 @pytest.mark.parametrize("lower, upper", [
     ("weightspace.graph", ("weightspace.zoo", "weightspace.data", "weightspace.nn",
-                           "weightspace.tasks", "weightspace.training", "weightspace.api")),
+                           "weightspace.tasks", "weightspace.training", "weightspace.api",
+                           "weightspace.testing")),
     ("weightspace.zoo", ("weightspace.nn", "weightspace.tasks", "weightspace.training",
                          "weightspace.api")),
-    ("weightspace.nn", ("weightspace.tasks", "weightspace.training", "weightspace.api")),
+    ("weightspace.nn", ("weightspace.tasks", "weightspace.training", "weightspace.api",
+                        "weightspace.testing")),
     ("weightspace.pruning", ("weightspace.tasks", "weightspace.training", "weightspace.api")),
     ("weightspace.hyper", ("weightspace.tasks", "weightspace.training", "weightspace.api")),
     ("weightspace.tasks", ("weightspace.training", "weightspace.api", "weightspace.cli")),

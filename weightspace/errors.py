@@ -8,6 +8,12 @@ class UnsupportedModuleError(TypeError):
 
     Raised rather than guessing: a network is either read exactly or refused. The message names
     the qualified module path and its type, and lists what is supported.
+
+    Args:
+        path: the qualified module path (or fx node name) that cannot be read.
+        kind: its type or operation, e.g. ``"LSTM"``.
+        reason: why it is refused.
+        supported: what is supported instead, listed in the message.
     """
 
     def __init__(self, path: str, kind: str, reason: str, supported: list[str] | None = None):
@@ -28,6 +34,11 @@ class ZooCorruptionError(OSError):
     """A zoo file whose data fails its checksum, is truncated, or does not fit its spec.
 
     Names the file and, where the damage can be located, the model index.
+
+    Args:
+        path: the zoo file.
+        message: what is wrong.
+        index: the model index where the damage is, when known.
     """
 
     def __init__(self, path, message: str, index: int | None = None):

@@ -28,6 +28,15 @@ KEY = ("run_id", "seed", "epoch", "step")
 
 class ClassifierRecipe(Recipe):
     # config list key -> hyperparameter drawn from it (uniformly); ranges are log-uniform
+    """Image classifiers trained vmapped by groups (module docstring).
+
+    Args:
+        config: the ``zoo`` config. Keys read here: ``dataset``, ``data_seed``, ``epochs``,
+            ``checkpoints``, ``batch_size``, and, per run, ``activations``, ``optimizers``,
+            ``train_fractions`` (uniform choices) and ``lr``, ``weight_decay``, ``init_std``
+            (log-uniform ranges).
+    """
+
     CHOICES = {"activations": "activation", "optimizers": "optimizer",
                "train_fractions": "train_fraction"}
     LOG_RANGES = ("lr", "weight_decay", "init_std")

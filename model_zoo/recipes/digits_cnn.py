@@ -23,6 +23,13 @@ ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
 
 
 class DigitsCNN(ClassifierRecipe):
+    """The Small CNN Zoo recipe (module docstring).
+
+    Args:
+        config: ``configs/zoo/digits_cnn.yaml``: :class:`ClassifierRecipe`'s keys, plus
+            ``channels`` and ``dropouts`` (the dropout rates drawn from).
+    """
+
     name = "digits_cnn"
 
     def sample_architecture(self, rng):

@@ -31,6 +31,13 @@ from weightspace.zoo.recipe import Recipe, Run, TrainedModels
 
 
 class DigitsINR(Recipe):
+    """One SIREN per digits image (module docstring).
+
+    Args:
+        config: ``configs/zoo/digits_inr.yaml``: ``hidden``, ``w0``, ``copies``,
+            ``shared_init_seed``, ``lr``, ``steps``, ``checkpoints``.
+    """
+
     name = "digits_inr"
 
     def run(self, run_id: int, seed: int) -> Run:

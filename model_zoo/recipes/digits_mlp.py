@@ -13,6 +13,13 @@ from weightspace.zoo.recipe import Run
 
 
 class DigitsMLP(ClassifierRecipe):
+    """MLPs of sampled depth and width (module docstring).
+
+    Args:
+        config: ``configs/zoo/digits_mlp.yaml``: :class:`ClassifierRecipe`'s keys, plus
+            ``depths`` and ``widths``.
+    """
+
     name = "digits_mlp"
 
     def sample_architecture(self, rng):

@@ -18,6 +18,13 @@ from weightspace.zoo.recipe import Run
 
 
 class DigitsResNet(ClassifierRecipe):
+    """ResNets with BatchNorm (module docstring).
+
+    Args:
+        config: ``configs/zoo/digits_resnet.yaml``: :class:`ClassifierRecipe`'s keys, plus
+            ``blocks`` and ``widths``.
+    """
+
     name = "digits_resnet"
 
     def group_key(self, run: Run):

@@ -10,10 +10,11 @@ import torch
 from torch_geometric.data import Batch
 
 import weightspace as ws
-from tests.conftest import build, sample_inputs
+from tests.conftest import build
 from weightspace import nets
 from weightspace.graph import EdgeType, GraphSpec, NodeType
 from weightspace.graph.reader import GraphReader
+from weightspace.testing import assert_round_trip
 
 
 def assert_same_state(a, b):
@@ -25,13 +26,7 @@ def assert_same_state(a, b):
 
 
 def test_round_trip_is_exact(arch):
-    model = build(arch)
-    graph = ws.to_graph(model)
-    fresh = build(arch, seed=1)  # same architecture, other weights
-    back = ws.from_graph(graph, like=fresh)
-    assert_same_state(model, back)
-    x = sample_inputs(model)
-    assert torch.equal(model(*x), back(*x))
+    assert_round_trip(build(arch))
 
 
 def test_every_parameter_sits_in_exactly_one_slot(arch):

@@ -6,11 +6,10 @@ import pytest
 import torch
 
 import weightspace as ws
-from tests.conftest import FAST, build, sample_inputs
+from tests.conftest import FAST, build
 from weightspace.graph import sample_symmetry
 from weightspace.graph.blocks import NODE_BIAS
-
-SEEDS = range(12)
+from weightspace.testing import assert_symmetries_preserve_function
 
 
 def transformed_model(model, spec, t):
@@ -18,34 +17,18 @@ def transformed_model(model, spec, t):
     return ws.from_graph(spec.graph(t(vec), t.buffers(buf)), like=model)
 
 
-def check_preserves_function(name, seeds, **kinds):
-    # In float64, so that the reordered sums' rounding (amplified 30x by a SIREN's sin(30 x))
-    # cannot hide or fake a broken symmetry.
-    model = build(name).double()
-    spec = ws.GraphSpec.from_module(model)
-    x = tuple(v.double() if v.is_floating_point() else v for v in sample_inputs(model, 4, 1))
-    with torch.no_grad():
-        expected = model(*x)
-        for seed in seeds:
-            t = sample_symmetry(spec, torch.Generator().manual_seed(seed), **kinds)
-            other = transformed_model(model, spec, t)
-            assert not torch.equal(t(spec.flatten(model)), spec.flatten(model))
-            torch.testing.assert_close(other(*x), expected, rtol=1e-5, atol=1e-5 * (
-                1 + expected.abs().max().item()))
-
-
 @pytest.mark.parametrize("name", FAST)
 def test_symmetry_preserves_function(name):
-    check_preserves_function(name, SEEDS)
+    assert_symmetries_preserve_function(build(name), draws=12)
 
 
 @pytest.mark.parametrize("name", ["mlp", "small_cnn", "flatten_cnn", "resnet_blocks"])
 def test_permutations_alone_preserve_function(name):
-    check_preserves_function(name, SEEDS, sign=False, scale=False)
+    assert_symmetries_preserve_function(build(name), draws=12, sign=False, scale=False)
 
 
 def test_resnet18_symmetry_preserves_function():
-    check_preserves_function("resnet18", range(3))
+    assert_symmetries_preserve_function(build("resnet18"), draws=3)
 
 
 def expected_graph(g0, t):

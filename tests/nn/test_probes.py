@@ -79,7 +79,7 @@ def test_mistakes_are_named():
         ProbeFeatures(build("mlp"), spec, 4)
     with pytest.raises(ValueError, match="one module per architecture"):
         WeightSpaceModel("gmn", spec, probes=4)
-    with pytest.raises(ValueError, match="node features of the gmn"):
+    with pytest.raises(ValueError, match="model .np. has no nodes"):
         WeightSpaceModel("np", spec, probes=4, networks=[build("siren")])
     token_net = build("transformer_block")
     with pytest.raises(ValueError, match="floating-point inputs"):

@@ -65,3 +65,32 @@ def test_a_scale_edit_is_relative_to_each_weight():
     torch.testing.assert_close(vecs + delta, torch.zeros_like(vecs))
     with pytest.raises(KeyError, match="unknown edit 'gate'"):
         WeightSpaceModel("mlp", spec, equivariant=True, edit="gate")
+
+
+def test_a_registered_metanetwork_is_built_by_name_and_unknown_names_are_refused():
+    from torch import nn
+
+    from weightspace.nn import METANETWORKS, Metanetwork
+
+    class Mean(nn.Module):  # a user's invariant metanetwork on flat vectors
+        def __init__(self, out):
+            super().__init__()
+            self.head = nn.Linear(1, out)
+
+        def forward(self, vecs):
+            return self.head(vecs.mean(1, keepdim=True))
+
+    spec, vecs, _ = batch_of("siren")
+    METANETWORKS.register("test_mean", Metanetwork(lambda spec, out, *_: Mean(out),
+                                                   equivariant_ok=False))
+    try:
+        model = WeightSpaceModel("test_mean", spec, out_dim=2)
+        assert model(vecs).shape == (vecs.shape[0], 2)
+        with pytest.raises(ValueError, match="'test_mean' is invariant"):
+            WeightSpaceModel("test_mean", spec, equivariant=True)
+        with pytest.raises(ValueError, match="has no nodes"):
+            WeightSpaceModel("test_mean", spec, probes=4)
+    finally:
+        METANETWORKS._entries.pop("test_mean")
+    with pytest.raises(KeyError, match=r"unknown model 'gnm' \(config key model.name\)"):
+        WeightSpaceModel("gnm", spec)

@@ -18,7 +18,11 @@ from torch.utils.data import Dataset, Sampler
 
 
 class ArchDataset(Dataset):
-    """Items ``(*item, arch)`` of the datasets ``parts`` (one per architecture), back to back."""
+    """Items ``(*item, arch)`` of the datasets ``parts`` (one per architecture), back to back.
+
+    Args:
+        parts: one dataset per architecture; item ``i`` of part ``k`` becomes ``(*item, k)``.
+    """
 
     def __init__(self, parts: Sequence[Dataset]):
         self.parts = list(parts)
@@ -51,7 +55,16 @@ class ArchBatchSampler(Sampler[list[int]]):
     """Batches of ``batch_size`` positions of an :class:`ArchDataset` with part sizes ``sizes``,
     each within one part. With ``shuffle``, positions and batch order are reshuffled per epoch
     (:meth:`set_epoch`) from ``seed``; with ``world > 1`` rank ``rank`` gets every ``world``-th
-    batch of a list cut to a multiple of ``world``."""
+    batch of a list cut to a multiple of ``world``.
+
+    Args:
+        sizes: the length of each part of the :class:`ArchDataset`.
+        batch_size: positions per batch (a part's last batch may be shorter).
+        shuffle: reshuffle positions and batch order every epoch.
+        seed: seeds the shuffle (with the epoch).
+        rank: this process's rank under DDP.
+        world: the number of DDP processes.
+    """
 
     def __init__(self, sizes: Sequence[int], batch_size: int, shuffle: bool = False,
                  seed: int = 0, rank: int = 0, world: int = 1):

@@ -97,7 +97,17 @@ def _beta(alpha: float, n: int, generator: torch.Generator | None) -> Tensor:
 
 class Augment:
     """The augmentations of a training config, applied to each batch in turn: random
-    symmetries, Gaussian noise, weight dropout, MixUp (which also mixes the encoded targets)."""
+    symmetries, Gaussian noise, weight dropout, MixUp (which also mixes the encoded targets).
+
+    Args:
+        spec: the architecture of the weight rows to augment.
+        symmetries: apply a random element of the spec's symmetry group to each row.
+        noise: the std of Gaussian noise added to each weight, relative to its tensor's std.
+        dropout: the probability of zeroing each weight.
+        mixup: the Beta(mixup, mixup) parameter of MixUp; 0 turns it off.
+        mixup_permute: give the MixUp partner a random hidden-neuron permutation first.
+        generator: the random generator (default: torch's global one).
+    """
 
     def __init__(self, spec: GraphSpec, symmetries: bool = False, noise: float = 0.0,
                  dropout: float = 0.0, mixup: float = 0.0, mixup_permute: bool = False,
@@ -108,10 +118,6 @@ class Augment:
             raise ValueError(f"augment.dropout must be in [0, 1), got {dropout}")
         self.spec, self.symmetries, self.noise, self.dropout = spec, symmetries, noise, dropout
         self.mixup, self.mixup_permute, self.generator = mixup, mixup_permute, generator
-
-    @property
-    def active(self) -> bool:
-        return bool(self.symmetries or self.noise or self.dropout or self.mixup)
 
     def __call__(self, vecs: Tensor, buffers: Tensor | None, target: Tensor
                  ) -> tuple[Tensor, Tensor | None, Tensor]:

@@ -30,8 +30,11 @@ _EDGE_FIELDS = ("edge_type", "edge_pos")
 class GraphBatcher:
     """Build batches of parameter graphs from weight matrices (see the module docstring).
 
-    ``specs``: the architectures to expect (``GraphSpec`` objects); ``device``: where batches
-    are built. Topology for a batch size is cached after its first use.
+    Topology for a batch size is cached after its first use.
+
+    Args:
+        specs: the architectures to expect (``GraphSpec`` objects, or one).
+        device: where batches are built.
     """
 
     def __init__(self, specs: Sequence[GraphSpec] | GraphSpec, device: str | torch.device = "cpu"):

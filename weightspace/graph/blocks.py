@@ -28,7 +28,18 @@ NODE_DEFAULTS = ("zero", "zero", "one")
 
 @dataclass
 class NodeSet:
-    """The neurons (or channels, or tokens) along the feature axis of one traced tensor."""
+    """The neurons (or channels, or tokens) along the feature axis of one traced tensor.
+
+    Args:
+        name: the module path that produced it (with a suffix where one module makes several).
+        size: the number of nodes.
+        node_type: a :class:`~weightspace.graph.vocab.NodeType` code.
+        role: ``"input"``, ``"hidden"``, ``"output"`` or ``"token"``.
+        activation: the :class:`~weightspace.graph.vocab.Activation` applied to its values.
+        input_index: for role ``"input"``, which positional input of ``forward``.
+        sign_ok: a per-node sign flip can be undone exactly by the consumers.
+        scale_ok: a per-node positive scale can be undone exactly by the consumers.
+    """
 
     name: str  # module path that produced it, with a suffix where one module makes several
     size: int
@@ -50,6 +61,16 @@ class DenseEdges:
     at element ``offset`` of ``param``: edge ``(i, o)`` carries the ``kh x kw`` kernel
     ``W[o, i mod (n_src / groups)]`` and exists only when ``i`` is in the group of ``o``. With
     ``transposed`` the slice is ``(n_src, n_dst)`` instead (embeddings: ``W[i, o]``).
+
+    Args:
+        src: the source node set.
+        dst: the destination node set.
+        edge_type: an :class:`~weightspace.graph.vocab.EdgeType` code.
+        param: the parameter that holds the weights.
+        offset: the first element of the slice in ``param``.
+        groups: the convolution's groups.
+        kernel: ``(kh, kw)``; ``(1, 1)`` for a Linear layer.
+        transposed: the slice is ``(n_src, n_dst)``.
     """
 
     src: int
@@ -64,7 +85,15 @@ class DenseEdges:
 
 @dataclass
 class DiagEdges:
-    """Edges ``src[i] -> dst[i]``, feature ``param[offset + i]``, or the constant 1."""
+    """Edges ``src[i] -> dst[i]``, feature ``param[offset + i]``, or the constant 1.
+
+    Args:
+        src: the source node set.
+        dst: the destination node set (same size).
+        edge_type: an :class:`~weightspace.graph.vocab.EdgeType` code.
+        param: the tensor holding the diagonal, or ``None`` for the constant 1.
+        offset: the first element of the diagonal in ``param``.
+    """
 
     src: int
     dst: int
@@ -75,7 +104,14 @@ class DiagEdges:
 
 @dataclass
 class HeadEdges:
-    """Constant-1 edges ``src[i] -> dst[j]`` for all i, j in the same head (block)."""
+    """Constant-1 edges ``src[i] -> dst[j]`` for all i, j in the same head (block).
+
+    Args:
+        src: the source node set.
+        dst: the destination node set (same size).
+        edge_type: an :class:`~weightspace.graph.vocab.EdgeType` code.
+        heads: the number of heads (blocks) both sets are cut into.
+    """
 
     src: int
     dst: int
@@ -85,7 +121,15 @@ class HeadEdges:
 
 @dataclass
 class NodeSlot:
-    """Feature ``slot`` of every node of ``set`` comes from ``tensor[offset + i]``."""
+    """Feature ``slot`` of every node of ``set`` comes from ``tensor[offset + i]``.
+
+    Args:
+        set: the node set.
+        slot: the node feature slot (``NODE_BIAS``, ``NODE_RUNNING_MEAN``, ``NODE_RUNNING_VAR``).
+        tensor: the parameter or buffer that holds the values.
+        is_buffer: ``tensor`` is a buffer.
+        offset: the first element in ``tensor``.
+    """
 
     set: int
     slot: int
@@ -102,6 +146,11 @@ class PermutationConstraint:
     block channels permute freely. ``block_group`` names a block permutation shared with other
     sets (the heads of Q/K and of V move together); ``None`` means a block permutation of its
     own; ``"fixed"`` means blocks may not move.
+
+    Args:
+        set: the node set.
+        blocks: the number of contiguous blocks.
+        block_group: the shared block permutation, ``None`` or ``"fixed"`` (see above).
     """
 
     set: int
@@ -111,7 +160,15 @@ class PermutationConstraint:
 
 @dataclass
 class Blueprint:
-    """Everything tracing learns about one architecture, in plain data."""
+    """Everything tracing learns about one architecture, in plain data.
+
+    Args:
+        sets: the node sets, in the order of their indices.
+        edges: the edge blocks.
+        node_slots: where node features come from.
+        ties: pairs of node sets that are permuted together (residual adds).
+        constraints: the sets whose channels move in blocks.
+    """
 
     sets: list[NodeSet] = field(default_factory=list)
     edges: list[DenseEdges | DiagEdges | HeadEdges] = field(default_factory=list)
@@ -149,7 +206,16 @@ class Blueprint:
 
 @dataclass
 class EdgeArrays:
-    """The materialised edges of one block: endpoints, features' sources, kernel positions."""
+    """The materialised edges of one block: endpoints, features' sources, kernel positions.
+
+    Args:
+        src: ``[E]`` source node of each edge.
+        dst: ``[E]`` destination node of each edge.
+        feat: ``[E, F]`` source-vector index of each feature slot.
+        pos: ``[E]`` kernel position on the canvas (entry mode), else 0.
+        edge_type: the block's :class:`~weightspace.graph.vocab.EdgeType` code.
+        contiguous_base: ``b`` when ``feat.flatten() == b + arange(feat.numel())``, else -1.
+    """
 
     src: Tensor  # [E] node index
     dst: Tensor  # [E]

@@ -24,7 +24,14 @@ from weightspace.errors import SpecMismatchError
 
 @dataclass(frozen=True)
 class TensorSlot:
-    """Where one named tensor lives in a flat vector."""
+    """Where one named tensor lives in a flat vector.
+
+    Args:
+        name: the state-dict key.
+        shape: the tensor's shape.
+        offset: its first element in the flat vector.
+        dtype: its dtype's name, restored on unflatten.
+    """
 
     name: str
     shape: tuple[int, ...]
@@ -56,7 +63,12 @@ def _dtype_name(dtype: torch.dtype) -> str:
 
 
 class FlatLayout:
-    """An ordered set of named tensors and their offsets in one flat vector."""
+    """An ordered set of named tensors and their offsets in one flat vector.
+
+    Args:
+        slots: the tensors, with contiguous offsets.
+        what: ``"parameters"`` or ``"buffers"``, named in error messages.
+    """
 
     def __init__(self, slots: list[TensorSlot], what: str):
         self.slots = slots
@@ -86,13 +98,6 @@ class FlatLayout:
         if not parts:
             return torch.zeros(0, dtype=dtype)
         return torch.cat(parts)
-
-    def flatten_into(self, tensors: Mapping[str, Tensor], out: Tensor) -> Tensor:
-        """:meth:`flatten` written into ``out`` (a preallocated ``[size]`` vector)."""
-        for slot in self.slots:
-            t = self.checked(tensors, slot)
-            out[slot.offset : slot.stop].view(slot.shape).copy_(t.detach())
-        return out
 
     def checked(self, tensors: Mapping[str, Tensor], slot: TensorSlot) -> Tensor:
         """``tensors[slot.name]``, or an error naming the missing key or both shapes."""

@@ -101,7 +101,12 @@ def trace(model: nn.Module, example_inputs: tuple, is_rule_module) -> fx.GraphMo
 
 
 class GraphReader:
-    """Walks a traced network and builds its blueprint (see the module docstring)."""
+    """Walks a traced network and builds its blueprint (see the module docstring).
+
+    Args:
+        model: the network to read.
+        example_inputs: inputs for tracing its ``forward``.
+    """
 
     def __init__(self, model: nn.Module, example_inputs: tuple):
         self.rules = rules

@@ -64,6 +64,16 @@ class GraphSpec:
 
     Build one with :meth:`from_module`; specs are cached by architecture, so a second network
     of the same architecture reuses every index map.
+
+    Args:
+        blueprint: the node sets and blocks from tracing.
+        params: the flat layout of the parameters.
+        buffers: the flat layout of the buffers.
+        input_shapes: the shape and dtype of each example input.
+        kernel_edges: ``"channel"`` (one edge per channel pair carrying the kernel) or
+            ``"entry"`` (one edge per kernel entry).
+        canvas: the ``(KH, KW)`` canvas that every kernel is padded onto; ``None``: the largest
+            kernel of the architecture.
     """
 
     def __init__(

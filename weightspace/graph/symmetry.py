@@ -29,7 +29,15 @@ from weightspace.graph.blocks import NODE_BIAS
 
 @dataclass
 class PermutationGroup:
-    """Node sets that share one permutation of their ``size`` neurons."""
+    """Node sets that share one permutation of their ``size`` neurons.
+
+    Args:
+        sets: the node sets.
+        size: their common number of nodes.
+        blocks: contiguous blocks that move as wholes (heads, groups).
+        block_group: the name of a block permutation shared with other groups.
+        fixed: the nodes may not move (inputs, outputs).
+    """
 
     sets: list[int]
     size: int
@@ -100,6 +108,13 @@ class SymmetryTransform:
     and buffers as ``u' = u[buffer_index]`` (running statistics move with their channels).
     From :func:`sample_symmetries` every field has a leading batch axis: transform ``b``
     applies to row ``b`` of a ``[B, P]`` weight matrix.
+
+    Args:
+        node_perm: ``[N]`` (or ``[B, N]``) the old node of each new node.
+        node_scale: ``[N]`` the factor of each new node.
+        param_index: ``[P]`` gather indices of the weights.
+        param_scale: ``[P]`` factors of the gathered weights.
+        buffer_index: ``[Q]`` gather indices of the buffers.
     """
 
     node_perm: Tensor

@@ -21,6 +21,16 @@ Shape = tuple[int, ...]
 
 @dataclass(frozen=True)
 class Feat:
+    """A feature tensor whose axis ``dim`` holds the nodes of node set ``set``.
+
+    Args:
+        set: the node set.
+        dim: the axis of the nodes.
+        shape: the tensor's shape.
+        spatial: ``(h, w)`` when axis ``dim`` holds ``C * h * w`` values, channel-major.
+        acted: an activation has been applied since the set was produced.
+    """
+
     set: int
     dim: int
     shape: Shape
@@ -33,6 +43,14 @@ class Feat:
 
 @dataclass(frozen=True)
 class LazyInput:
+    """A positional input of ``forward`` (or a view of one) not yet read by a layer.
+
+    Args:
+        index: its position among ``forward``'s inputs.
+        shape: the shape of this view.
+        integer: an integer dtype (token ids for an Embedding, not features).
+    """
+
     index: int  # position among forward()'s inputs
     shape: Shape
     integer: bool  # integer dtype: token ids for an Embedding, not features
@@ -40,6 +58,14 @@ class LazyInput:
 
 @dataclass(frozen=True)
 class ParamRef:
+    """A parameter or buffer fetched as an attribute, possibly viewed or expanded.
+
+    Args:
+        name: its state-dict key.
+        shape: the shape of this view (after expand/reshape).
+        is_buffer: it is a buffer.
+    """
+
     name: str
     shape: Shape  # shape of this view (after expand/reshape)
     is_buffer: bool

@@ -11,6 +11,8 @@ from enum import IntEnum
 
 
 class NodeType(IntEnum):
+    """What a node is: its layer kind (the graph's node-type feature; codes are on disk)."""
+
     INPUT = 0  # a feature of the network's input
     LINEAR = 1  # output neuron of a Linear layer
     CONV = 2  # output channel of a convolution
@@ -25,6 +27,8 @@ class NodeType(IntEnum):
 
 
 class EdgeType(IntEnum):
+    """What an edge is: the kind of weight it carries (codes are on disk)."""
+
     LINEAR = 0
     CONV = 1
     FLATTEN = 2  # linear layer reading a flattened conv map: the spatial weights are the feature
@@ -43,6 +47,8 @@ class EdgeType(IntEnum):
 
 
 class Activation(IntEnum):
+    """The elementwise activation applied to a node set's values (codes are on disk)."""
+
     NONE = 0
     RELU = 1
     GELU = 2

@@ -105,7 +105,16 @@ def copies_holding(template: nn.Module, layout, flat: Tensor) -> list[nn.Module]
 
 
 class ChunkedHead(nn.Module):
-    """``z [B, H] -> [B, G]``: ``G`` values made ``K`` at a time by one shared linear map."""
+    """``z [B, H] -> [B, G]``: ``G`` values made ``K`` at a time by one shared linear map.
+
+    Args:
+        hidden: ``H``, the width of ``z``.
+        sizes: the number of values of each generated tensor (``G = sum(sizes)``).
+        sigmas: each tensor's fan-in initialisation std, which scales its chunks.
+        chunk: ``K``, values per chunk.
+        in_sq_norm: the expected squared norm of ``z`` (sets the initial scale).
+        embedding: the width of each chunk's learned embedding.
+    """
 
     def __init__(self, hidden: int, sizes: list[int], sigmas: list[float], chunk: int,
                  in_sq_norm: float = 1.0, embedding: int = 16):
@@ -135,7 +144,14 @@ class ChunkedHead(nn.Module):
 
 
 class TensorHeads(nn.Module):
-    """``z [B, H] -> [B, G]``: one linear head per generated tensor, as one matrix product."""
+    """``z [B, H] -> [B, G]``: one linear head per generated tensor, as one matrix product.
+
+    Args:
+        hidden: ``H``, the width of ``z``.
+        sizes: the number of values of each generated tensor (``G = sum(sizes)``).
+        sigmas: each tensor's fan-in initialisation std (its head's initial scale).
+        in_sq_norm: the expected squared norm of ``z``.
+    """
 
     def __init__(self, hidden: int, sizes: list[int], sigmas: list[float],
                  in_sq_norm: float = 1.0):

@@ -11,6 +11,14 @@ class SmallCNN(nn.Module):
 
     Three 3x3 convolutions of ``channels`` channels with stride 2, each followed by the
     activation, global average pooling, and a dense layer to ``classes`` outputs.
+
+    Args:
+        in_channels: channels of the input images.
+        channels: channels of each convolution.
+        classes: outputs.
+        activation: the activation module class.
+        dropout: dropout before the dense layer.
+        image_size: the side of the square input images.
     """
 
     def __init__(self, in_channels: int = 1, channels: int = 16, classes: int = 10,
@@ -37,7 +45,14 @@ class SmallCNN(nn.Module):
 
 
 class FlattenCNN(nn.Module):
-    """Convolutions and max pooling, then a flatten into a dense layer (spatial positions kept)."""
+    """Convolutions and max pooling, then a flatten into a dense layer (spatial positions kept).
+
+    Args:
+        in_channels: channels of the input images.
+        channels: channels of the two convolutions.
+        classes: outputs.
+        image_size: the side of the square input images.
+    """
 
     def __init__(self, in_channels: int = 1, channels: tuple[int, int] = (8, 16),
                  classes: int = 10, image_size: int = 8):
@@ -61,7 +76,14 @@ class FlattenCNN(nn.Module):
 
 
 class Conv1dNet(nn.Module):
-    """1-D convolutions (one strided, one dilated, one depthwise) on sequences."""
+    """1-D convolutions (one strided, one dilated, one depthwise) on sequences.
+
+    Args:
+        in_channels: channels of the input sequences.
+        channels: channels of each convolution.
+        classes: outputs.
+        length: the length of the input sequences.
+    """
 
     def __init__(self, in_channels: int = 3, channels: int = 12, classes: int = 4,
                  length: int = 32):
@@ -82,7 +104,15 @@ class Conv1dNet(nn.Module):
 
 
 class GroupNormCNN(nn.Module):
-    """Convolutions with GroupNorm (channels move only within and with their groups)."""
+    """Convolutions with GroupNorm (channels move only within and with their groups).
+
+    Args:
+        in_channels: channels of the input images.
+        channels: channels of each convolution.
+        groups: GroupNorm groups.
+        classes: outputs.
+        image_size: the side of the square input images.
+    """
 
     def __init__(self, in_channels: int = 3, channels: int = 16, groups: int = 4,
                  classes: int = 10, image_size: int = 16):

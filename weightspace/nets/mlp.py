@@ -10,7 +10,16 @@ ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "silu": nn.SiL
 
 
 class MLP(nn.Sequential):
-    """``in -> hidden[0] -> ... -> out`` with an activation (and LayerNorm) between layers."""
+    """``in -> hidden[0] -> ... -> out`` with an activation (and LayerNorm) between layers.
+
+    Args:
+        in_features: input width.
+        hidden: the hidden widths.
+        out_features: output width.
+        activation: ``"relu"``, ``"tanh"``, ``"gelu"``, ... (the names in ``ACTIVATIONS``).
+        layer_norm: a LayerNorm before each activation.
+        dropout: dropout after each activation.
+    """
 
     def __init__(self, in_features: int, hidden: list[int], out_features: int,
                  activation: str = "relu", layer_norm: bool = False, dropout: float = 0.0):

@@ -8,7 +8,13 @@ from torch import nn
 
 class BasicBlock(nn.Module):
     """``relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))``; a 1x1 conv + BN shortcut when the
-    shape changes."""
+    shape changes.
+
+    Args:
+        in_channels: input channels.
+        channels: output channels.
+        stride: the stride of the first convolution (and of the shortcut).
+    """
 
     def __init__(self, in_channels: int, channels: int, stride: int = 1):
         super().__init__()
@@ -30,7 +36,15 @@ class BasicBlock(nn.Module):
 
 
 class ResNet(nn.Module):
-    """A 3x3 stem, stages of basic blocks (the first block of a stage may stride), GAP, linear."""
+    """A 3x3 stem, stages of basic blocks (the first block of a stage may stride), GAP, linear.
+
+    Args:
+        blocks: basic blocks per stage.
+        widths: channels per stage.
+        in_channels: channels of the input images.
+        classes: outputs.
+        image_size: the side of the square input images.
+    """
 
     def __init__(self, blocks: tuple[int, ...] = (2, 2, 2, 2),
                  widths: tuple[int, ...] = (64, 128, 256, 512), in_channels: int = 3,

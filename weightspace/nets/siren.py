@@ -14,7 +14,11 @@ from torch import nn
 
 
 class Sine(nn.Module):
-    """``sin(w0 * x)``."""
+    """``sin(w0 * x)``.
+
+    Args:
+        w0: the frequency factor.
+    """
 
     def __init__(self, w0: float = 30.0):
         super().__init__()
@@ -28,7 +32,14 @@ class Sine(nn.Module):
 
 
 class SIREN(nn.Module):
-    """Coordinates (2-D by default) -> values; 2 -> 32 -> 32 -> 1 with w0 = 30 by default."""
+    """Coordinates (2-D by default) -> values; 2 -> 32 -> 32 -> 1 with w0 = 30 by default.
+
+    Args:
+        in_features: coordinate dimensions.
+        hidden: the hidden widths.
+        out_features: output values per coordinate.
+        w0: the frequency factor of the sine layers.
+    """
 
     def __init__(self, in_features: int = 2, hidden: tuple[int, ...] = (32, 32),
                  out_features: int = 1, w0: float = 30.0):

@@ -7,7 +7,14 @@ from torch import nn
 
 
 class PreLNBlock(nn.Module):
-    """``x + attn(ln1(x))`` then ``x + mlp(ln2(x))`` with a GELU MLP of ``mlp_ratio * dim``."""
+    """``x + attn(ln1(x))`` then ``x + mlp(ln2(x))`` with a GELU MLP of ``mlp_ratio * dim``.
+
+    Args:
+        dim: the model width.
+        heads: attention heads.
+        mlp_ratio: the MLP's hidden width over ``dim``.
+        dropout: attention and MLP dropout.
+    """
 
     def __init__(self, dim: int, heads: int, mlp_ratio: int = 4, dropout: float = 0.0):
         super().__init__()
@@ -24,7 +31,16 @@ class PreLNBlock(nn.Module):
 
 
 class TransformerEncoder(nn.Module):
-    """Token ids -> embeddings + learned positions -> pre-LN blocks -> mean pool -> classes."""
+    """Token ids -> embeddings + learned positions -> pre-LN blocks -> mean pool -> classes.
+
+    Args:
+        vocab: the number of token ids.
+        dim: the model width.
+        heads: attention heads.
+        depth: blocks.
+        length: the sequence length (learned positions).
+        classes: outputs.
+    """
 
     def __init__(self, vocab: int = 20, dim: int = 16, heads: int = 4, depth: int = 2,
                  length: int = 6, classes: int = 3):
@@ -46,7 +62,18 @@ class TransformerEncoder(nn.Module):
 
 class TinyViT(nn.Module):
     """Patch embedding (a strided conv), class token, positions, pre-LN blocks, head on the
-    class token."""
+    class token.
+
+    Args:
+        image_size: the side of the square input images.
+        patch: the side of a patch.
+        in_channels: channels of the input images.
+        dim: the model width.
+        depth: blocks.
+        heads: attention heads.
+        classes: outputs.
+        mlp_ratio: the MLP's hidden width over ``dim``.
+    """
 
     def __init__(self, image_size: int = 16, patch: int = 4, in_channels: int = 3,
                  dim: int = 32, depth: int = 2, heads: int = 4, classes: int = 10,

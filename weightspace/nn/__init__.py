@@ -3,7 +3,8 @@
 from weightspace.nn.conv import EdgeMPNNConv
 from weightspace.nn.gmn import GraphMetaNetwork, MetaNetworkOutput
 from weightspace.nn.heads import scatter_to_weights
-from weightspace.nn.weight_model import MODELS, WeightSpaceModel
+from weightspace.nn.metanetworks import METANETWORKS, Metanetwork
+from weightspace.nn.weight_model import WeightSpaceModel
 
-__all__ = ["MODELS", "EdgeMPNNConv", "GraphMetaNetwork", "MetaNetworkOutput", "WeightSpaceModel",
-           "scatter_to_weights"]
+__all__ = ["METANETWORKS", "EdgeMPNNConv", "GraphMetaNetwork", "MetaNetworkOutput", "Metanetwork",
+           "WeightSpaceModel", "scatter_to_weights"]

@@ -18,7 +18,12 @@ from torch import Tensor, nn
 
 
 class FourierFeatures(nn.Module):
-    r"""``w -> [w, \sin(2\pi f_k w), \cos(2\pi f_k w)]`` for ``k = 1..n`` per input scalar."""
+    r"""``w -> [w, \sin(2\pi f_k w), \cos(2\pi f_k w)]`` for ``k = 1..n`` per input scalar.
+
+    Args:
+        n: frequencies.
+        max_freq: the largest frequency (log-spaced from 1).
+    """
 
     def __init__(self, n: int = 8, max_freq: float = 64.0):
         super().__init__()
@@ -51,7 +56,17 @@ class IdEmbedding(nn.Embedding):
 
 class NodeEncoder(nn.Module):
     """``x [N, 3]`` (bias, running mean, running var), node ids and, with ``probes = K``, the
-    probe values ``probe [N, K]`` (:mod:`weightspace.nn.probes`) -> ``[N, hidden]``."""
+    probe values ``probe [N, K]`` (:mod:`weightspace.nn.probes`) -> ``[N, hidden]``.
+
+    Args:
+        hidden: the output width.
+        fourier: Fourier frequencies of the values (0: the values only).
+        max_layers: layer ids embedded (larger ones share a row).
+        max_io: input/output ids embedded.
+        num_types: node types embedded.
+        num_activations: activations embedded.
+        probes: ``K``, probe values per node (0: none).
+    """
 
     def __init__(self, hidden: int, fourier: int = 0, max_layers: int = 64, max_io: int = 1024,
                  num_types: int = 16, num_activations: int = 16, probes: int = 0):
@@ -78,7 +93,15 @@ class NodeEncoder(nn.Module):
 
 
 class EdgeEncoder(nn.Module):
-    """``edge_attr [E, F]`` (a kernel on the canvas) and edge ids -> ``[E, hidden]``."""
+    """``edge_attr [E, F]`` (a kernel on the canvas) and edge ids -> ``[E, hidden]``.
+
+    Args:
+        edge_features: ``F``, values per edge (the canvas size).
+        hidden: the output width.
+        fourier: Fourier frequencies of the values (0: the values only).
+        num_types: edge types embedded.
+        max_positions: kernel positions embedded.
+    """
 
     def __init__(self, edge_features: int, hidden: int, fourier: int = 0, num_types: int = 32,
                  max_positions: int = 1024):

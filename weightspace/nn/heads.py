@@ -18,7 +18,12 @@ from weightspace.nn.conv.edge_mpnn_conv import mlp
 
 
 class InvariantReadout(nn.Module):
-    """``[mean_i h_i, max_i h_i]`` per graph, then an MLP to ``out`` values."""
+    """``[mean_i h_i, max_i h_i]`` per graph, then an MLP to ``out`` values.
+
+    Args:
+        hidden: the width of node states.
+        out: outputs per graph.
+    """
 
     def __init__(self, hidden: int, out: int):
         super().__init__()
@@ -31,7 +36,12 @@ class InvariantReadout(nn.Module):
 
 
 class EquivariantHead(nn.Module):
-    """Per node (or edge): ``hidden -> out`` values, the same map everywhere."""
+    """Per node (or edge): ``hidden -> out`` values, the same map everywhere.
+
+    Args:
+        hidden: the width of node (edge) states.
+        out: outputs per node (edge).
+    """
 
     def __init__(self, hidden: int, out: int):
         super().__init__()

@@ -44,8 +44,11 @@ def squash(a: Tensor) -> Tensor:
 class ProbeFeatures:
     """``[B, N, K]`` probe values of ``B`` networks of one architecture (module docstring).
 
-    ``network``: a module of the architecture (its own weights are not used); ``probes``:
-    ``K`` for ``K`` random inputs (seeded with ``seed``) or a ``[K, *input]`` tensor.
+    Args:
+        network: a module of the architecture (its own weights are not used).
+        spec: its GraphSpec.
+        probes: ``K`` for ``K`` random inputs (seeded with ``seed``) or a ``[K, *input]`` tensor.
+        seed: seeds the random probe inputs.
     """
 
     def __init__(self, network: nn.Module, spec: GraphSpec, probes: int | Tensor = 16,

@@ -40,12 +40,10 @@ from torch import Tensor, nn
 
 from weightspace.data.batcher import GraphBatcher
 from weightspace.graph.spec import GraphSpec
-from weightspace.nn.baselines import FlatMLP, NPNetwork, StatNN
-from weightspace.nn.gmn import GraphMetaNetwork
+from weightspace.nn.metanetworks import METANETWORKS
 from weightspace.nn.probes import ProbeFeatures
 from weightspace.zoo.recipe import recipe_for
 
-MODELS = ("gmn", "statnn", "np", "mlp")
 EDITS = ("add", "scale")
 
 
@@ -53,7 +51,8 @@ class WeightSpaceModel(nn.Module):
     """A metanetwork chosen by name with its input adapter (see the module docstring).
 
     Args:
-        name: ``gmn``, ``statnn``, ``np`` or ``mlp``.
+        name: an entry of :data:`~weightspace.nn.metanetworks.METANETWORKS` (``gmn``,
+            ``statnn``, ``np``, ``mlp``, or one a package registers).
         specs: the architectures it reads (one spec or several).
         out_dim: invariant outputs per network.
         equivariant: whether it outputs an edit ``delta [B, P]`` instead.
@@ -81,41 +80,30 @@ class WeightSpaceModel(nn.Module):
         self.specs = [specs] if isinstance(specs, GraphSpec) else list(specs)
         spec = self.spec = self.specs[0]
         self.name, self.equivariant = name, equivariant
-        if name == "gmn":
+        kind = self.kind = METANETWORKS[name]
+        if equivariant and not kind.equivariant_ok:
+            raise ValueError(f"model {name!r} is invariant: it cannot output edits; use one of "
+                             f"{[n for n, k in METANETWORKS.items() if k.equivariant_ok]}")
+        if probes and not kind.probes_ok:
+            raise ValueError(f"probe features are node features; model {name!r} has no nodes "
+                             f"(set model.probes=0)")
+        if kind.reads_graphs:
             widths = {s.id: s.num_edge_features for s in self.specs}
             if len(set(widths.values())) > 1:
-                raise ValueError(f"one GMN reads one edge-feature width; the architectures have "
-                                 f"{widths}")
+                raise ValueError(f"one {name} reads one edge-feature width; the architectures "
+                                 f"have {widths}")
+            self._batchers: dict[str, GraphBatcher] = {}
         elif len(self.specs) > 1:
             _check_one_layout(name, self.specs)
-        out = spec.num_params if equivariant else out_dim
-        if name == "gmn":
-            self.net = GraphMetaNetwork(spec.num_edge_features, hidden, layers,
-                                        0 if equivariant else out_dim, equivariant, fourier,
-                                        probes)
-            self._batchers: dict[str, GraphBatcher] = {}
-            if probes:
-                if networks is None or len(networks) != len(self.specs):
-                    raise ValueError(f"model.probes={probes} runs the networks: pass one module "
-                                     f"per architecture (networks=), or train from a zoo whose "
-                                     f"recipe builds them")
-                # a plain list: the modules' own weights are never trained or saved
-                self._probes = [ProbeFeatures(n, s, probes)
-                                for n, s in zip(networks, self.specs, strict=True)]
-        elif probes:
-            raise ValueError(f"probe features are node features of the gmn; model {name!r} "
-                             f"has no nodes (set model.probes=0)")
-        elif name == "statnn":
-            if equivariant:
-                raise ValueError("statnn is invariant (weight statistics forget which weight is "
-                                 "which): it cannot output edits; use gmn, np or mlp")
-            self.net = StatNN(spec, hidden, layers, out_dim)
-        elif name == "np":
-            self.net = NPNetwork(spec, hidden, layers, out_dim, equivariant)
-        elif name == "mlp":
-            self.net = FlatMLP(spec.num_params, hidden, layers, out)
-        else:
-            raise KeyError(f"unknown model {name!r} (config key model.name); known: {MODELS}")
+        self.net = kind.build(spec, out_dim, equivariant, hidden, layers, fourier, probes)
+        if probes:
+            if networks is None or len(networks) != len(self.specs):
+                raise ValueError(f"model.probes={probes} runs the networks: pass one module "
+                                 f"per architecture (networks=), or train from a zoo whose "
+                                 f"recipe builds them")
+            # a plain list: the modules' own weights are never trained or saved
+            self._probes = [ProbeFeatures(n, s, probes)
+                            for n, s in zip(networks, self.specs, strict=True)]
         self.scale = nn.Parameter(torch.tensor(float(edit_scale))) if equivariant else None
         for i, s in enumerate(self.specs):  # sigma_T of each coordinate's tensor, per arch
             self.register_buffer(f"tensor_std_{i}", torch.ones(s.num_params))
@@ -168,10 +156,10 @@ class WeightSpaceModel(nn.Module):
     def forward(self, vecs: Tensor, buffers: Tensor | None = None, arch: int = 0) -> Tensor:
         """``vecs`` (and ``buffers``) of networks of architecture ``self.specs[arch]``."""
         std = getattr(self, f"tensor_std_{int(arch)}")
-        if self.name == "gmn":
+        if self.kind.reads_graphs:
             spec = self.specs[int(arch)]
             batch = self._batcher(vecs.device)(vecs / std, buffers, spec_id=spec.id)
-            if self.net.node_encoder.probe is not None:
+            if hasattr(self, "_probes"):
                 probes = self._probes[int(arch)].to(vecs.device)
                 batch.probe = probes(vecs, buffers).reshape(-1, probes.num_probes)
             out = self.net(batch)
@@ -191,5 +179,5 @@ def _check_one_layout(name: str, specs: Sequence[GraphSpec]):
     for s in specs[1:]:
         if layout(s) != layout(first):
             raise ValueError(f"model {name!r} reads one flat weight layout, but architectures "
-                             f"{first.id} and {s.id} differ in their parameters; train the gmn, "
-                             f"or pick one architecture with data.arch=")
+                             f"{first.id} and {s.id} differ in their parameters; train a graph "
+                             f"metanetwork (gmn), or pick one architecture with data.arch=")

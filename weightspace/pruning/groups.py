@@ -33,7 +33,11 @@ from weightspace.graph.blocks import NODE_FEATURES
 
 
 class ChannelGroups:
-    """The prunable channel groups of ``spec``, as membership pairs ``(param, group)``."""
+    """The prunable channel groups of ``spec``, as membership pairs ``(param, group)``.
+
+    Args:
+        spec: the architecture; channels of tied node sets form one group.
+    """
 
     def __init__(self, spec):
         node_group = torch.full((spec.num_nodes,), -1, dtype=torch.long)

@@ -8,6 +8,23 @@ from dataclasses import dataclass, field
 
 @dataclass
 class PruneReport:
+    """What a prune did: sizes and widths before and after, and accuracies along the way.
+
+    Args:
+        macs_before: multiply-accumulates of one forward before pruning.
+        macs_after: the same after.
+        params_before: parameters before.
+        params_after: parameters after.
+        widths_before: channels per prunable group before.
+        widths_after: channels per group after.
+        accuracy_before: accuracy of the original network (with data).
+        accuracy_edited: accuracy after the metanetwork's edit, before pruning.
+        accuracy_pruned: accuracy right after pruning.
+        accuracy_after: accuracy after fine-tuning.
+        importance: the channel importance that was used.
+        notes: anything the user should know (e.g. a ratio that could not be met).
+    """
+
     macs_before: float
     macs_after: float
     params_before: int

@@ -44,8 +44,9 @@ class HyperTask(Task):
     task's own data (no zoo). The model is a :class:`~weightspace.hyper.HyperNetwork`
     (``model=hyper``); every weight set of a step is evaluated in one batched forward.
 
-    Class attributes (beside :class:`~weightspace.tasks.base.Task`'s):
+    Besides :class:`~weightspace.tasks.base.Task`'s, the class attributes:
         cond_dim: the width of a condition.
+        batch_size: conditions per training step.
     """
 
     kind = "hypernetwork"

@@ -74,6 +74,24 @@ def selected(meta: dict[str, np.ndarray], positions: np.ndarray, where: dict | N
 
 
 class ZooDataset(Dataset):
+    """One split of a zoo's models of one architecture, as ``(weights, target)`` items.
+
+    Splits are by ``run_id`` (every checkpoint of a run is in the same split), drawn with
+    ``seed``, so no run leaks from train to test.
+
+    Args:
+        zoo: the :class:`~weightspace.zoo.Zoo`.
+        split: ``"train"``, ``"val"``, ``"test"`` or ``"all"``.
+        target: the metadata column to predict; ``None``: weights only.
+        arch: the architecture (required when the zoo has several).
+        fractions: the train/val/test fractions of runs.
+        seed: seeds the split.
+        normalize: standardise each weight coordinate with its train-split mean and std.
+        buffers: also return the buffers (BatchNorm statistics).
+        where: keep only models whose metadata match, e.g. ``{"epoch": [18]}`` or
+            ``{"test_acc": {"min": 0.5}}``.
+    """
+
     def __init__(self, zoo: Zoo, split: str = "train", target: str | None = None,
                  arch: str | None = None, fractions=(0.8, 0.1, 0.1), seed: int = 0,
                  normalize: bool = False, buffers: bool = False,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
@@ -40,20 +39,14 @@ def zoo_parts(path: str | os.PathLike) -> list[Path]:
     return parts
 
 
-@dataclass
-class _Block:
-    """The rows of one architecture in one part file."""
-
-    part: int
-    arch: str
-    rows: np.ndarray  # row numbers in that file, of the models kept from it
-
-
 class Zoo:
     """A model zoo on disk (one path, or several to read as one).
 
     ``len(zoo)`` models; ``zoo.metadata()`` columns; ``zoo.params(indices)`` weight rows;
     ``zoo.dataset(...)`` a torch Dataset (see :mod:`weightspace.zoo.dataset`).
+
+    Args:
+        path: a zoo file, or several files (e.g. shards) read as one.
     """
 
     def __init__(self, path: str | os.PathLike | Sequence[str | os.PathLike]):

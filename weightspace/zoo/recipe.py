@@ -24,7 +24,13 @@ from weightspace.registry import Registry
 
 @dataclass(frozen=True)
 class Run:
-    """One training run: its id, its seed, and its sampled hyperparameters."""
+    """One training run: its id, its seed, and its sampled hyperparameters.
+
+    Args:
+        run_id: the run's index in the build.
+        seed: the seed of its initialisation and data order.
+        hparams: its sampled hyperparameters.
+    """
 
     run_id: int
     seed: int
@@ -33,7 +39,14 @@ class Run:
 
 @dataclass
 class TrainedModels:
-    """Checkpoints of several runs of one architecture, ready for ``ZooWriter.write``."""
+    """Checkpoints of several runs of one architecture, ready for ``ZooWriter.write``.
+
+    Args:
+        spec: the architecture.
+        params: ``[N, P]`` weights.
+        meta: ``N`` values per metadata column.
+        buffers: ``[N, Q]`` buffers, or ``None``.
+    """
 
     spec: GraphSpec
     params: torch.Tensor  # [N, P]
@@ -42,7 +55,11 @@ class TrainedModels:
 
 
 class Recipe(ABC):
-    """Subclasses sample runs, build their networks and train groups of them at once."""
+    """Subclasses sample runs, build their networks and train groups of them at once.
+
+    Args:
+        config: the ``zoo`` config (``configs/zoo/NAME.yaml``); each recipe documents its keys.
+    """
 
     name: str = "recipe"
 

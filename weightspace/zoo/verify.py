@@ -15,6 +15,14 @@ BLOCK = 256  # models read at once; a block that fails is re-read model by model
 
 @dataclass
 class Problem:
+    """One problem found by :func:`verify`.
+
+    Args:
+        file: the zoo file.
+        index: the model index, when the problem is one model's.
+        message: what is wrong.
+    """
+
     file: str
     index: int | None  # model index in the zoo's canonical order, when known
     message: str
@@ -26,6 +34,14 @@ class Problem:
 
 @dataclass
 class VerifyReport:
+    """What :func:`verify` checked and found.
+
+    Args:
+        models: models stored.
+        checked: models whose checksums and values were checked.
+        problems: the problems found (none: the zoo is sound).
+    """
+
     models: int = 0
     checked: int = 0
     problems: list[Problem] = field(default_factory=list)

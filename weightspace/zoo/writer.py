@@ -35,7 +35,12 @@ MERGE_BYTES = 1 << 26
 
 
 class ZooWriter:
-    """Writes models into the zoo at ``path`` (see the module docstring)."""
+    """Writes models into the zoo at ``path`` (see the module docstring).
+
+    Args:
+        path: the zoo file (created, or appended to).
+        recipe: the build's config, stored as the zoo's ``recipe`` attribute.
+    """
 
     def __init__(self, path: str | os.PathLike, recipe: Mapping | None = None):
         self.path = Path(path)

@@ -8,6 +8,18 @@ from torch import Tensor, nn
 
 
 class FlatMLP(nn.Module):
+    """An MLP on standardised inputs: ``x [B, D] -> [B, out]``.
+
+    On the raw flat weight vector it is the baseline with no symmetry built in; inputs are
+    standardised per coordinate with :meth:`fit_normalization`.
+
+    Args:
+        num_params: ``D``, the input width.
+        hidden: the hidden width.
+        layers: linear layers.
+        out: outputs.
+    """
+
     def __init__(self, num_params: int, hidden: int = 256, layers: int = 3, out: int = 1):
         super().__init__()
         self.register_buffer("mean", torch.zeros(num_params))

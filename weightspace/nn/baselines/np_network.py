@@ -33,6 +33,13 @@ from weightspace.nn.conv.edge_mpnn_conv import mlp
 
 @dataclass(frozen=True)
 class ChainLayer:
+    """One Linear/Conv layer of a weight chain.
+
+    Args:
+        weight: the weight's TensorSlot, shape ``(n_out, n_in, *kernel)``.
+        bias: the bias's TensorSlot, or ``None``.
+    """
+
     weight: object  # the weight's TensorSlot: shape (n_out, n_in, *kernel)
     bias: object | None  # the bias's TensorSlot, or None
 
@@ -71,12 +78,14 @@ def weight_chain(spec: GraphSpec) -> list[ChainLayer]:
     return chain
 
 
-def _mean(x: Tensor, dim: int) -> Tensor:
-    return x.mean(dim, keepdim=True)
-
-
 class NPLayer(nn.Module):
-    """One NP-equivariant linear map on ``[(W_l [B, n_l, n_{l-1}, C], b_l [B, n_l, C])]``."""
+    """One NP-equivariant linear map on ``[(W_l [B, n_l, n_{l-1}, C], b_l [B, n_l, C])]``.
+
+    Args:
+        num_layers: ``L``, layers of the chain.
+        c_in: input channels per entry.
+        c_out: output channels per entry.
+    """
 
     def __init__(self, num_layers: int, c_in: int, c_out: int):
         super().__init__()
@@ -110,6 +119,19 @@ class NPLayer(nn.Module):
 
 
 class NPNetwork(nn.Module):
+    """The NP neural functional on the weight chain of an MLP/CNN spec (module docstring).
+
+    Args:
+        spec: the architecture (an MLP/CNN chain; anything else is refused).
+        hidden: channels per weight entry.
+        layers: NP layers.
+        out: outputs of the invariant readout.
+        equivariant: output a ``delta [B, P]`` per weight instead of ``[B, out]``.
+
+    Shapes:
+        input ``[B, P]`` flat weights -> ``[B, out]`` or, equivariant, ``[B, P]``.
+    """
+
     def __init__(self, spec: GraphSpec, hidden: int = 32, layers: int = 3, out: int = 1,
                  equivariant: bool = False):
         super().__init__()

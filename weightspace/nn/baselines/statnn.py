@@ -29,7 +29,14 @@ def weight_statistics(spec: GraphSpec, vecs: Tensor) -> Tensor:
 
 
 class StatNN(nn.Module):
-    """:class:`FlatMLP` on the weight statistics instead of the weights."""
+    """:class:`FlatMLP` on the weight statistics instead of the weights.
+
+    Args:
+        spec: the architecture whose tensors are summarised.
+        hidden: the MLP's hidden width.
+        layers: the MLP's linear layers.
+        out: outputs.
+    """
 
     def __init__(self, spec: GraphSpec, hidden: int = 256, layers: int = 3, out: int = 1):
         super().__init__()

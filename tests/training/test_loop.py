@@ -96,7 +96,7 @@ def test_editing_learns(inr_zoo, tmp_path):
 
 
 def test_task_mistakes_are_named(inr_zoo, zoo, tmp_path):
-    with pytest.raises(ValueError, match="statnn is invariant"):
+    with pytest.raises(ValueError, match="'statnn' is invariant"):
         run(config(inr_zoo, "model=statnn", "task=edit_dilate"), tmp_path)
     with pytest.raises(ValueError, match="mixup"):
         run(config(inr_zoo, "task=edit_dilate", "augment.mixup=0.2"), tmp_path)
@@ -162,7 +162,7 @@ def test_config_mistakes_are_named(zoo, tmp_path):
 
 def test_torchrun_trains_with_two_processes(zoo, tmp_path):
     """``torchrun --nproc_per_node=2`` runs the app with DistributedDataParallel over gloo."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            str(root / "scripts" / "train.py"), f"data.zoo={zoo}", "model=gmn", "model.hidden=8",
            "model.layers=1", "trainer.epochs=2", "trainer.batch_size=8", "trainer.progress=false",
