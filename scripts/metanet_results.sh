@@ -1,14 +1,32 @@
 #!/usr/bin/env bash
 # The metanetwork comparison of benchmarks/RESULTS.md: every model on the same zoo and split,
 # 3 seeds each (Hydra multiruns), then one table.
-#   scripts/metanet_results.sh ZOO_DIR OUT_DIR [cnn] [inr] [edit]   (default: all three)
-# ZOO_DIR holds digits_cnn.h5 and digits_inr.h5 (scripts/build_zoo.py zoo=... out=...).
+#   scripts/metanet_results.sh ZOO_DIR OUT_DIR [m1d_cnn] [m1d_mlp] [cnn] [inr] [edit]
+# (default: all). ZOO_DIR holds the zoos the parts read: mnist1d_cnn.h5, mnist1d_mlp.h5
+# (2,000 runs each: scripts/build_zoo.py zoo=mnist1d_cnn n_runs=2000 seed=0 out=...),
+# digits_cnn.h5 and digits_inr.h5. model=nfn_np needs the benchmark extra (pip install
+# nfn einops); without it that row is skipped.
 set -euo pipefail
 zoos=${1:?ZOO_DIR}; out=${2:?OUT_DIR}; shift 2
-parts=${*:-cnn inr edit}
+parts=${*:-m1d_cnn m1d_mlp cnn inr edit}
+has() { [[ " $parts " == *" $1 "* ]]; }
 train() { python scripts/train.py -m trainer.progress=false trainer.seed=0,1,2 "$@"; }
+baselines=statnn,np,mlp
+python -c "import nfn" 2>/dev/null && baselines=$baselines,nfn_np
 
-if [[ $parts == *cnn* ]]; then  # accuracy prediction, every checkpoint of every run
+# MNIST-1D zoos: test accuracy of the final checkpoints (200 test runs of 2,000, split by
+# run 80/10/10, both activations); every model gets the same epochs and learning rate.
+gmn_m1d="model=gmn model.nonlinear=true model.readout=layers model.stats=true"
+for zoo in m1d_cnn m1d_mlp; do
+  if has $zoo; then
+    file=$zoos/${zoo/m1d/mnist1d}.h5
+    m1d="data.zoo=$file task=predict_accuracy +data.where.epoch=[12] trainer.epochs=${M1D_EPOCHS:-30}"
+    train $m1d $gmn_m1d hydra.sweep.dir="$out/$zoo/gmn"
+    train $m1d model=$baselines hydra.sweep.dir="$out/$zoo/base"
+  fi
+done
+
+if has cnn; then  # accuracy prediction, every checkpoint of every run
   cnn="data.zoo=$zoos/digits_cnn.h5 task=predict_accuracy trainer.epochs=15"
   train $cnn model=gmn model.probes=${GMN_PROBES:-16} hydra.sweep.dir="$out/cnn/gmn"
   train $cnn model=statnn,np,mlp hydra.sweep.dir="$out/cnn/base"
@@ -22,7 +40,7 @@ fi
 inr="data.zoo=$zoos/digits_inr.h5 +data.where.step=[300] trainer.epochs=${INR_EPOCHS:-30}"
 gmn="model=gmn model.hidden=32 model.layers=3 model.fourier=8 model.probes=${GMN_PROBES:-16}
 trainer.lr=0.003"
-if [[ $parts == *inr* ]]; then
+if has inr; then
   for aug in "augment.symmetries=false" "augment.symmetries=true augment.noise=0.05"; do
     tag=$( [[ $aug == *true* ]] && echo aug || echo plain )
     if [[ $tag == plain || ${GMN_AUG:-1} == 1 ]]; then
@@ -31,7 +49,7 @@ if [[ $parts == *inr* ]]; then
     train $inr task=classify_inr $aug model=np,mlp hydra.sweep.dir="$out/inr_$tag/base"
   done
 fi
-if [[ $parts == *edit* ]]; then
+if has edit; then
   train $inr task=edit_dilate $gmn hydra.sweep.dir="$out/edit/gmn"
   train $inr task=edit_dilate model=np,mlp hydra.sweep.dir="$out/edit/base"
 fi

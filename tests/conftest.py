@@ -30,6 +30,7 @@ ARCHITECTURES = {
     "mlp_tanh": lambda: nets.MLP(5, [16, 12], 3, activation="tanh"),
     "siren": lambda: nets.SIREN(2, (32, 32), 1, w0=30.0),
     "small_cnn": lambda: nets.SmallCNN(1, 16, 10),
+    "small_cnn_1d": lambda: nets.SmallCNN(1, 8, 10, nn.Tanh, image_size=40, dims=1, kernel=5),
     "flatten_cnn": lambda: nets.FlattenCNN(1, (8, 16), 10, 8),
     "resnet_blocks": lambda: nets.ResNet((1, 1), (8, 16), 3, 10, 16),
     "resnet18": nets.resnet18_cifar,

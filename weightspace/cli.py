@@ -123,6 +123,9 @@ def _zoo(args) -> int:
                       f"(mean {col['mean']:.4g})")
             else:
                 print(f"  {name:>16}: {', '.join(col['values'])}")
+        for metric, tau in summary["noise_ceiling"].items():
+            print(f"  noise ceiling of {metric}: Kendall tau {tau:.3f} between two halves of "
+                  f"the test set")
         return 0
     if args.zoo_command == "import":
         from weightspace.zoo.importers import import_inr_folder, import_small_cnn_zoo

@@ -1,10 +1,18 @@
 """Datasets of the zoos, tasks and benchmarks: scikit-learn's handwritten digits (embedded),
-local ``npz`` files and torchvision datasets already on disk. Nothing downloads."""
+MNIST-1D (generated offline by the ``mnist1d`` package and cached), local ``npz`` files and
+torchvision datasets already on disk. Nothing downloads."""
 
 from __future__ import annotations
 
+import os
+import random
+from pathlib import Path
+
+import numpy as np
 import torch
 from torch import Tensor
+
+MNIST1D_SAMPLES = 16000
 
 
 def load_digits_splits(seed: int = 0, fractions=(0.6, 0.2, 0.2)
@@ -17,22 +25,32 @@ def load_digits_splits(seed: int = 0, fractions=(0.6, 0.2, 0.2)
     return _split(x, torch.tensor(data.target, dtype=torch.long), seed, fractions)
 
 
-def load_image_splits(source: str = "digits", seed: int = 0, fractions=(0.6, 0.2, 0.2)
+def load_image_splits(source: str = "digits", seed: int = 0, fractions=(0.6, 0.2, 0.2),
+                      cache_dir: str | os.PathLike | None = None
                       ) -> dict[str, tuple[Tensor, Tensor]]:
-    """Train/val/test images ``[n, C, H, W]`` in 0..1 and labels, from a local source.
+    """Train/val/test inputs and labels, from a local or generated source.
 
-    ``source`` is ``"digits"`` (embedded), ``"npz:PATH"`` (arrays ``x`` -- ``[n, H, W]``,
-    ``[n, C, H, W]`` or ``[n, H, W, C]`` with ``C`` in 1..4 -- and ``y``; uint8 is scaled by
-    1/255), or ``"torchvision:NAME:ROOT"`` (``torchvision.datasets.NAME`` already downloaded
-    under ``ROOT``; opened with ``download=False``). Nothing is downloaded. Where a source has
-    no validation split, it is cut from its training images.
+    ``source`` is ``"digits"`` (embedded, images ``[n, 1, 8, 8]``), ``"mnist1d"`` or
+    ``"mnist1d:N"`` (``N`` MNIST-1D signals ``[n, 1, 40]``, default 16,000, generated from
+    ``seed`` and cached in ``cache_dir``: see :func:`load_mnist1d`), ``"npz:PATH"`` (arrays
+    ``x`` -- ``[n, H, W]``, ``[n, C, H, W]`` or ``[n, H, W, C]`` with ``C`` in 1..4 -- and
+    ``y``; uint8 is scaled by 1/255), or ``"torchvision:NAME:ROOT"``
+    (``torchvision.datasets.NAME`` already downloaded under ``ROOT``; opened with
+    ``download=False``). Nothing is downloaded. Where a source has no validation split, it is
+    cut from its training images. ``fractions``: train/val/test shares of a source that has
+    no split of its own.
     """
     if source == "digits":
         return load_digits_splits(seed, fractions)
     kind, _, rest = source.partition(":")
+    if kind == "mnist1d":
+        try:
+            samples = int(rest) if rest else MNIST1D_SAMPLES
+        except ValueError:
+            raise ValueError(f"dataset {source!r}: write mnist1d:N with N a number of "
+                             f"signals") from None
+        return _split(*load_mnist1d(samples, seed, cache_dir), seed, fractions)
     if kind == "npz":
-        import numpy as np
-
         with np.load(rest, allow_pickle=False) as f:
             x, y = _images(torch.from_numpy(f["x"])), torch.from_numpy(f["y"]).long()
         return _split(x, y, seed, fractions)
@@ -56,8 +74,57 @@ def load_image_splits(source: str = "digits", seed: int = 0, fractions=(0.6, 0.2
                                      fractions[1] / (fractions[0] + fractions[1]), 0.0))
         splits["test"] = parts[False]
         return splits
-    raise ValueError(f"unknown dataset source {source!r}: use 'digits', 'npz:PATH' or "
-                     f"'torchvision:NAME:ROOT'")
+    raise ValueError(f"unknown dataset source {source!r}: use 'digits', 'mnist1d[:N]', "
+                     f"'npz:PATH' or 'torchvision:NAME:ROOT'")
+
+
+def data_dir(cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where generated datasets are cached: ``cache_dir``, else ``$WEIGHTSPACE_DATA``, else
+    ``~/.cache/weightspace``."""
+    if cache_dir is None:
+        cache_dir = os.environ.get("WEIGHTSPACE_DATA") or Path.home() / ".cache" / "weightspace"
+    return Path(cache_dir)
+
+
+def load_mnist1d(samples: int = MNIST1D_SAMPLES, seed: int = 0,
+                 cache_dir: str | os.PathLike | None = None) -> tuple[Tensor, Tensor]:
+    """``samples`` MNIST-1D signals ``[n, 1, 40]`` (standardised) and their digits ``[n]``.
+
+    Generated with ``mnist1d.data.make_dataset`` (Greydanus 2020; templates of the ten
+    digits, randomly padded, translated, scaled, sheared and noised) from ``seed`` -- never
+    downloaded -- and cached as ``mnist1d-N-seedS.npz`` in :func:`data_dir`, so every build
+    and task reads the same signals.
+    """
+    if samples < 10:
+        raise ValueError(f"mnist1d needs at least 10 signals (one per digit), got {samples}")
+    path = data_dir(cache_dir) / f"mnist1d-{samples}-seed{seed}.npz"
+    if not path.exists():
+        x, y = _generate_mnist1d(samples, seed)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+        with open(tmp, "wb") as f:
+            np.savez(f, x=x, y=y)
+        os.replace(tmp, path)  # atomic: a concurrent build reads a whole file or none
+    with np.load(path, allow_pickle=False) as f:
+        return torch.from_numpy(f["x"]).float().unsqueeze(1), torch.from_numpy(f["y"]).long()
+
+
+def _generate_mnist1d(samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        from mnist1d.data import get_dataset_args, make_dataset
+    except ImportError:
+        raise ImportError("dataset 'mnist1d' needs the mnist1d package: pip install mnist1d") \
+            from None
+    args = get_dataset_args()
+    args.num_samples, args.train_split, args.seed = samples, 1.0, seed
+    # make_dataset seeds numpy's and Python's global generators: leave them as they were
+    np_state, py_state = np.random.get_state(), random.getstate()  # noqa: NPY002
+    try:
+        data = make_dataset(args)
+    finally:
+        np.random.set_state(np_state)  # noqa: NPY002
+        random.setstate(py_state)
+    return data["x"].astype(np.float32), data["y"].astype(np.int64)
 
 
 def _images(x: Tensor) -> Tensor:

@@ -26,6 +26,11 @@ def log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
 KEY = ("run_id", "seed", "epoch", "step")
 
 
+def _pooled(a: tuple[Tensor, Tensor], b: tuple[Tensor, Tensor], n_a: int, n_b: int):
+    """Loss and accuracy on the union of two disjoint sets from those on each."""
+    return tuple((n_a * u + n_b * v) / (n_a + n_b) for u, v in zip(a, b, strict=True))
+
+
 class ClassifierRecipe(Recipe):
     # config list key -> hyperparameter drawn from it (uniformly); ranges are log-uniform
     """Image classifiers trained vmapped by groups (module docstring).
@@ -64,9 +69,16 @@ class ClassifierRecipe(Recipe):
     def data(self) -> dict[str, tuple[Tensor, Tensor]]:
         """The config's ``dataset`` (default the embedded digits), split train/val/test."""
         if not hasattr(self, "_data"):
-            splits = load_image_splits(self.config.get("dataset", "digits"),
-                                       self.config.get("data_seed", 0))
+            c = self.config
+            splits = load_image_splits(c.get("dataset", "digits"), c.get("data_seed", 0),
+                                       tuple(c.get("fractions", (0.6, 0.2, 0.2))),
+                                       c.get("data_dir"))
             self._data = {k: (self.inputs(x), y) for k, (x, y) in splits.items()}
+            # Two disjoint halves of the test set: the accuracies measured on each (columns
+            # test_a_acc, test_b_acc) give the zoo's noise ceiling (weightspace.zoo.ceiling)
+            x, y = self._data["test"]
+            half = len(y) // 2
+            self._data["test_a"], self._data["test_b"] = (x[:half], y[:half]), (x[half:], y[half:])
         return self._data
 
     def image_shape(self) -> tuple[int, ...]:
@@ -110,7 +122,9 @@ class ClassifierRecipe(Recipe):
         rows, buffer_rows, meta = [], [], {k: [] for k in KEY}
         for ck in checkpoints:
             metrics = {s: evaluate_vmapped(models[0], ck.params, *data[s], buffers=ck.buffers)
-                       for s in ("train", "val", "test")}
+                       for s in ("train", "val", "test_a", "test_b")}
+            metrics["test"] = _pooled(metrics["test_a"], metrics["test_b"],
+                                      len(data["test_a"][1]), len(data["test_b"][1]))
             rows.append(ck.flat)  # named_parameters() order: the spec's layout
             buffer_rows.append(torch.cat([ck.buffers[n].reshape(len(runs), -1).double()
                                           for n in spec.buffers.names()], dim=1)

@@ -40,11 +40,19 @@ class DigitsINR(Recipe):
 
     name = "digits_inr"
 
+    def signals(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the INRs fit: ``[n, S]`` values at the :meth:`coords` and ``[n]`` labels."""
+        return digit_images()
+
+    def coords(self) -> torch.Tensor:
+        """``[S, d]``: the coordinates every signal is sampled at."""
+        return pixel_grid()
+
     def run(self, run_id: int, seed: int) -> Run:
         copies = int(self.config.get("copies", 1))
-        n_images = len(digit_images()[1])
+        n_images = len(self.signals()[1])
         if run_id >= n_images * copies:
-            raise ValueError(f"digits_inr has {n_images} images x {copies} copies: run "
+            raise ValueError(f"{self.name} has {n_images} signals x {copies} copies: run "
                              f"{run_id} does not exist (lower n_runs or raise zoo.copies)")
         order = np.random.default_rng(seed).permutation(n_images)
         image = int(order[run_id // copies])
@@ -59,17 +67,17 @@ class DigitsINR(Recipe):
         c = self.config
         shared = c.get("shared_init_seed")
         if shared is not None and int(c.get("copies", 1)) > 1:
-            raise ValueError("digits_inr: copies > 1 fits each image from several random "
-                             "initialisations; with shared_init_seed there is only one")
+            raise ValueError(f"{self.name}: copies > 1 fits each signal from several random "
+                             f"initialisations; with shared_init_seed there is only one")
         with torch.random.fork_rng():
             torch.manual_seed(run.seed if shared is None else int(shared))
-            return SIREN(2, tuple(c["hidden"]), 1, w0=c["w0"])
+            return SIREN(self.coords().shape[1], tuple(c["hidden"]), 1, w0=c["w0"])
 
     def fit_alone(self, run: Run, steps: int | None = None) -> SIREN:
         """The reference: one INR fitted on its own with ``torch.optim.Adam``."""
         c = self.config
-        images, _ = digit_images()
-        target, coords = images[run.hparams["image"]].unsqueeze(-1), pixel_grid()
+        images, _ = self.signals()
+        target, coords = images[run.hparams["image"]].unsqueeze(-1), self.coords()
         model = self.build(run)
         opt = torch.optim.Adam(model.parameters(), lr=float(c["lr"]), eps=1e-8)
         for _ in range(steps or c["steps"]):
@@ -80,9 +88,9 @@ class DigitsINR(Recipe):
 
     def train(self, runs: list[Run], on_step=None) -> list[TrainedModels]:
         c = self.config
-        images, labels = digit_images()
-        target = images[[r.hparams["image"] for r in runs]].unsqueeze(-1)  # [B, 64, 1]
-        coords = pixel_grid()
+        images, labels = self.signals()
+        target = images[[r.hparams["image"] for r in runs]].unsqueeze(-1)  # [B, S, 1]
+        coords = self.coords()
         models = [self.build(r) for r in runs]
         template = models[0]
 

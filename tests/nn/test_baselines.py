@@ -78,3 +78,20 @@ def test_np_network_refuses_what_is_not_a_chain(name):
     spec = ws.GraphSpec.from_module(build(name))
     with pytest.raises(ValueError, match="NPNetwork handles"):
         NPNetwork(spec)
+
+
+@pytest.mark.parametrize("name", ["mlp", "small_cnn", "small_cnn_1d"])
+def test_published_nfn_np_layers_are_invariant_on_our_weight_rows(name):
+    pytest.importorskip("nfn", reason="the published NFN layers are a benchmark extra")
+    from tests.nn.test_gmn import batch_of
+    from weightspace.nn import WeightSpaceModel
+    from weightspace.testing import assert_invariant
+
+    spec, vecs, bufs = batch_of(name)
+    torch.manual_seed(0)
+    model = WeightSpaceModel("nfn_np", spec, out_dim=2, hidden=8, layers=2).eval()
+    model.fit_normalization([vecs * 3])
+    assert model(vecs, bufs).shape == (3, 2)
+    assert_invariant(model, spec, vecs, bufs, sign=False, scale=False)
+    with pytest.raises(ValueError, match="invariant"):
+        WeightSpaceModel("nfn_np", spec, equivariant=True)

@@ -94,3 +94,31 @@ def test_a_registered_metanetwork_is_built_by_name_and_unknown_names_are_refused
         METANETWORKS._entries.pop("test_mean")
     with pytest.raises(KeyError, match=r"unknown model 'gnm' \(config key model.name\)"):
         WeightSpaceModel("gnm", spec)
+
+
+@pytest.mark.parametrize("name", ["small_cnn_1d", "resnet_blocks", "tiny_vit"])
+def test_per_layer_readout_with_statistics_stays_invariant(name):
+    from weightspace.testing import assert_invariant
+
+    spec, vecs, bufs = batch_of(name)
+    torch.manual_seed(0)
+    model = WeightSpaceModel("gmn", spec, out_dim=2, hidden=16, layers=2, nonlinear=True,
+                             readout="layers", stats=True).eval()
+    model.fit_normalization([vecs * 3])
+    assert model.net.readout.layers == int(spec.layer.max()) + 1
+    assert_invariant(model, spec, vecs, bufs, sign=False, scale=False)
+    # the statistics reach the output: another network with the same graph states differs
+    with torch.no_grad():
+        base = model(vecs, bufs)
+        model.stats_mean.add_(1.0)
+        assert not torch.allclose(model(vecs, bufs), base)
+
+
+def test_gmn_option_mistakes_are_named():
+    spec, _, _ = batch_of("small_cnn")
+    with pytest.raises(ValueError, match="model.readout is 'graph'"):
+        WeightSpaceModel("gmn", spec, readout="nodes")
+    with pytest.raises(ValueError, match="set model.readout=layers"):
+        WeightSpaceModel("gmn", spec, stats=True)
+    with pytest.raises(ValueError, match=r"model 'np' takes none of the options \['readout'\]"):
+        WeightSpaceModel("np", spec, readout="layers")

@@ -240,3 +240,31 @@ def test_digits_inr_shared_initialisation(tmp_path):
     assert not torch.equal(c, d)
     with pytest.raises(ValueError, match="copies"):
         RECIPES["digits_inr"]({**cfg, "shared_init_seed": 5, "copies": 2}).build(runs[0])
+
+
+def test_mnist1d_cnn_recipe_measures_both_test_halves(tmp_path, monkeypatch):
+    monkeypatch.setenv("WEIGHTSPACE_DATA", str(tmp_path / "data"))
+    path = tmp_path / "m1d.h5"
+    build_from_config(compose(["zoo=mnist1d_cnn", "n_runs=3", f"out={path}", "zoo.epochs=1",
+                               "zoo.checkpoints=[1]", "zoo.dataset=mnist1d:400",
+                               "zoo.channels=4", "progress=false"]))
+    zoo = Zoo(path)
+    meta = zoo.metadata()
+    assert len(zoo) == 3 and (tmp_path / "data" / "mnist1d-400-seed0.npz").exists()
+    spec = zoo.spec(zoo.archs[0])
+    assert spec.num_params == (1 * 4 * 5 + 4) + 2 * (4 * 4 * 5 + 4) + (4 * 10 + 10)
+    # the full test accuracy pools the halves (250 test signals: 125 + 125)
+    np.testing.assert_allclose(meta["test_acc"], (meta["test_a_acc"] + meta["test_b_acc"]) / 2,
+                               rtol=1e-6)
+    assert set(zoo.noise_ceiling) == {"test_acc", "test_loss"}
+    assert "noise ceiling of test_acc" in _info_output(path)
+
+
+def _info_output(path):
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert cli(["zoo", "info", str(path)]) == 0
+    return out.getvalue()

@@ -7,41 +7,48 @@ from torch import nn
 
 
 class SmallCNN(nn.Module):
-    """The Small CNN Zoo network (Unterthiner et al. 2020).
+    """The Small CNN Zoo network (Unterthiner et al. 2020), on images or on sequences.
 
-    Three 3x3 convolutions of ``channels`` channels with stride 2, each followed by the
-    activation, global average pooling, and a dense layer to ``classes`` outputs.
+    Three convolutions of ``channels`` channels with stride 2 (``kernel`` wide, 3 by
+    default), each followed by the activation, global average pooling, and a dense layer to
+    ``classes`` outputs. ``dims=1`` makes it a 1-D CNN on sequences (e.g. MNIST-1D).
 
     Args:
-        in_channels: channels of the input images.
+        in_channels: channels of the inputs.
         channels: channels of each convolution.
         classes: outputs.
         activation: the activation module class.
-        dropout: dropout before the dense layer.
-        image_size: the side of the square input images.
+        dropout: dropout after each activation.
+        image_size: the side of the square input images (the length of the sequences).
+        dims: 2 for images, 1 for sequences.
+        kernel: the width of each kernel (odd).
     """
 
     def __init__(self, in_channels: int = 1, channels: int = 16, classes: int = 10,
                  activation: type[nn.Module] = nn.ReLU, dropout: float = 0.0,
-                 image_size: int = 8):
+                 image_size: int = 8, dims: int = 2, kernel: int = 3):
         super().__init__()
+        if dims not in (1, 2) or kernel % 2 == 0:
+            raise ValueError(f"SmallCNN takes dims 1 or 2 and an odd kernel, got {dims}, "
+                             f"{kernel}")
+        conv = nn.Conv1d if dims == 1 else nn.Conv2d
         layers, width = [], in_channels
         for _ in range(3):
             # Dropout is always there (rate 0 is the identity), so that parameter names do not
             # depend on the rate and every network of a zoo shares one layout.
-            layers += [nn.Conv2d(width, channels, 3, stride=2, padding=1), activation(),
-                       nn.Dropout(dropout)]
+            layers += [conv(width, channels, kernel, stride=2, padding=kernel // 2),
+                       activation(), nn.Dropout(dropout)]
             width = channels
         self.features = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.pool = nn.AdaptiveAvgPool1d(1) if dims == 1 else nn.AdaptiveAvgPool2d(1)
         self.head = nn.Linear(channels, classes)
-        self.in_channels, self.image_size = in_channels, image_size
+        self.in_channels, self.image_size, self.dims = in_channels, image_size, dims
 
     def forward(self, x):
         return self.head(torch.flatten(self.pool(self.features(x)), 1))
 
     def example_inputs(self):
-        return (torch.zeros(2, self.in_channels, self.image_size, self.image_size),)
+        return (torch.zeros(2, self.in_channels, *[self.image_size] * self.dims),)
 
 
 class FlattenCNN(nn.Module):

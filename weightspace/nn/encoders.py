@@ -54,6 +54,19 @@ class IdEmbedding(nn.Embedding):
         return super().forward((ids + 1).clamp(0, self.num_embeddings - 1))
 
 
+def value_encoder(d_in: int, hidden: int, nonlinear: bool) -> nn.Module:
+    """``Linear(d_in, hidden)``, or with ``nonlinear`` an MLP ``d_in -> hidden -> hidden``.
+
+    A linear code ``a w + c`` of a weight ``w`` loses its magnitude in the first LayerNorm of
+    the message-passing blocks (for ``|w| >> |c|`` it normalises to about ``sign(w) a``); an
+    MLP's code of ``w`` is not a line through ``c``, so its normalised form still tells
+    ``w = 0.1`` from ``w = 3``.
+    """
+    if not nonlinear:
+        return nn.Linear(d_in, hidden)
+    return nn.Sequential(nn.Linear(d_in, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
+
+
 class NodeEncoder(nn.Module):
     """``x [N, 3]`` (bias, running mean, running var), node ids and, with ``probes = K``, the
     probe values ``probe [N, K]`` (:mod:`weightspace.nn.probes`) -> ``[N, hidden]``.
@@ -66,13 +79,15 @@ class NodeEncoder(nn.Module):
         num_types: node types embedded.
         num_activations: activations embedded.
         probes: ``K``, probe values per node (0: none).
+        nonlinear: encode the values with an MLP (see :func:`value_encoder`).
     """
 
     def __init__(self, hidden: int, fourier: int = 0, max_layers: int = 64, max_io: int = 1024,
-                 num_types: int = 16, num_activations: int = 16, probes: int = 0):
+                 num_types: int = 16, num_activations: int = 16, probes: int = 0,
+                 nonlinear: bool = False):
         super().__init__()
         self.fourier = FourierFeatures(fourier)
-        self.value = nn.Linear(3 * self.fourier.out_multiplier, hidden)
+        self.value = value_encoder(3 * self.fourier.out_multiplier, hidden, nonlinear)
         self.probe = nn.Linear(probes, hidden) if probes else None
         self.node_type = IdEmbedding(num_types + 1, hidden)
         self.layer = IdEmbedding(max_layers + 1, hidden)
@@ -101,13 +116,15 @@ class EdgeEncoder(nn.Module):
         fourier: Fourier frequencies of the values (0: the values only).
         num_types: edge types embedded.
         max_positions: kernel positions embedded.
+        nonlinear: encode the values with an MLP (see :func:`value_encoder`).
     """
 
     def __init__(self, edge_features: int, hidden: int, fourier: int = 0, num_types: int = 32,
-                 max_positions: int = 1024):
+                 max_positions: int = 1024, nonlinear: bool = False):
         super().__init__()
         self.fourier = FourierFeatures(fourier)
-        self.value = nn.Linear(edge_features * self.fourier.out_multiplier, hidden)
+        self.value = value_encoder(edge_features * self.fourier.out_multiplier, hidden,
+                                   nonlinear)
         self.edge_type = IdEmbedding(num_types + 1, hidden)
         self.position = IdEmbedding(max_positions + 1, hidden)
         self.edge_features = edge_features

@@ -23,7 +23,12 @@ from weightspace.graph.blocks import NODE_FEATURES
 from weightspace.graph.spec import GraphSpec
 from weightspace.nn.conv.edge_mpnn_conv import EdgeMPNNConv
 from weightspace.nn.encoders import EdgeEncoder, NodeEncoder
-from weightspace.nn.heads import EquivariantHead, InvariantReadout, scatter_to_weights
+from weightspace.nn.heads import (
+    EquivariantHead,
+    InvariantReadout,
+    LayerReadout,
+    scatter_to_weights,
+)
 
 
 @dataclass
@@ -53,6 +58,11 @@ class GraphMetaNetwork(nn.Module):
         equivariant: whether node and edge heads output per-weight values.
         fourier: Fourier frequencies of weight values (0: raw values).
         probes: probe values per node read from ``batch.probe`` (0: none).
+        nonlinear: encode weight values with MLPs (keeps their magnitude through LayerNorm).
+        readout_layers: ``L > 0`` pools node and edge states per layer (``LayerReadout``);
+            0 pools node states over the whole graph.
+        extra: the width of invariant features per network passed to ``forward`` (needs
+            ``readout_layers``).
 
     Shapes:
         input: a PyG ``Batch`` of ``B`` graphs from :class:`~weightspace.data.GraphBatcher`;
@@ -61,17 +71,26 @@ class GraphMetaNetwork(nn.Module):
 
     def __init__(self, edge_features: int, hidden: int = 64, layers: int = 4,
                  graph_out: int = 1, equivariant: bool = False, fourier: int = 0,
-                 probes: int = 0):
+                 probes: int = 0, nonlinear: bool = False, readout_layers: int = 0,
+                 extra: int = 0):
         super().__init__()
         self.edge_features, self.hidden = edge_features, hidden
-        self.node_encoder = NodeEncoder(hidden, fourier, probes=probes)
-        self.edge_encoder = EdgeEncoder(edge_features, hidden, fourier)
-        # without edge heads, the last layer's edge update would reach no output
-        self.convs = nn.ModuleList(EdgeMPNNConv(hidden, update_edges=equivariant or i < layers - 1)
-                                   for i in range(layers))
+        self.node_encoder = NodeEncoder(hidden, fourier, probes=probes, nonlinear=nonlinear)
+        self.edge_encoder = EdgeEncoder(edge_features, hidden, fourier, nonlinear=nonlinear)
+        by_layer = bool(graph_out and readout_layers)
+        # without edge heads or an edge readout, the last layer's edge update reaches no output
+        self.convs = nn.ModuleList(
+            EdgeMPNNConv(hidden, update_edges=equivariant or by_layer or i < layers - 1)
+            for i in range(layers))
         self.norm_h = nn.LayerNorm(hidden)
-        self.norm_e = nn.LayerNorm(hidden) if equivariant else None
-        self.readout = InvariantReadout(hidden, graph_out) if graph_out else None
+        self.norm_e = nn.LayerNorm(hidden) if equivariant or by_layer else None
+        if extra and not by_layer:
+            raise ValueError("extra invariant features go to the per-layer readout: set "
+                             "readout_layers")
+        self.readout = None
+        if graph_out:
+            self.readout = (LayerReadout(hidden, graph_out, readout_layers, extra) if by_layer
+                            else InvariantReadout(hidden, graph_out))
         self.node_head = EquivariantHead(hidden, NODE_FEATURES) if equivariant else None
         self.edge_head = EquivariantHead(hidden, edge_features) if equivariant else None
 
@@ -80,15 +99,21 @@ class GraphMetaNetwork(nn.Module):
             if m is not self and hasattr(m, "reset_parameters"):
                 m.reset_parameters()
 
-    def forward(self, batch: Batch) -> MetaNetworkOutput:
+    def forward(self, batch: Batch, extra: Tensor | None = None) -> MetaNetworkOutput:
+        """``extra [B, extra]``: invariant features of each network for the readout."""
         h, e = self.node_encoder(batch), self.edge_encoder(batch)
         for conv in self.convs:
             h, e = conv(h, batch.edge_index, e)
         h = self.norm_h(h)
         e = self.norm_e(e) if self.norm_e is not None else e
         num_graphs = batch.num_graphs
+        if isinstance(self.readout, LayerReadout):
+            graph = self.readout(h, e, batch.layer, batch.batch, batch.edge_index[1], num_graphs,
+                                 extra)
+        else:
+            graph = self.readout(h, batch.batch, num_graphs) if self.readout else None
         return MetaNetworkOutput(
-            graph=self.readout(h, batch.batch, num_graphs) if self.readout else None,
+            graph=graph,
             node=self.node_head(h) if self.node_head else None,
             edge=self.edge_head(e) if self.edge_head else None,
         )
@@ -103,4 +128,5 @@ class GraphMetaNetwork(nn.Module):
         return (f"{type(self).__name__}(hidden={self.hidden}, layers={len(self.convs)}, "
                 f"edge_features={self.edge_features}, "
                 f"graph_out={self.readout is not None and self.readout.mlp[-1].out_features}, "
+                f"readout={type(self.readout).__name__}, "
                 f"equivariant={self.node_head is not None})")

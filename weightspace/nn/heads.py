@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 from torch_geometric.nn import global_max_pool, global_mean_pool
+from torch_geometric.utils import scatter
 
 from weightspace.graph.blocks import NODE_FEATURES
 from weightspace.graph.spec import GraphSpec
@@ -33,6 +34,46 @@ class InvariantReadout(nn.Module):
         pooled = torch.cat([global_mean_pool(h, batch, num_graphs),
                             global_max_pool(h, batch, num_graphs)], -1)
         return self.mlp(pooled)
+
+
+class LayerReadout(nn.Module):
+    """Mean and max of node states per layer and of edge states per layer of their target
+    node, plus optional invariant ``extra`` features, then an MLP to ``out`` values.
+
+    Pooling within a layer keeps what a whole-graph pool mixes up (which layer's neurons
+    look how), and stays invariant: a symmetry permutes neurons only within their layer.
+    Edge states carry the weights; pooling them lets the readout see every weight's code,
+    not only what messages passed on to the nodes.
+
+    Args:
+        hidden: the width of node and edge states.
+        out: outputs per graph.
+        layers: ``L``, the number of layer ids (``0 .. L - 1``) to pool over.
+        extra: the width of invariant features given to :meth:`forward` (0: none).
+
+    Shapes:
+        input: ``h [N, hidden]``, ``e [E, hidden]``, node ``layer [N]`` and graph ``batch [N]``,
+        ``dst [E]`` (each edge's target node), ``extra [B, extra]``; output: ``[B, out]``.
+    """
+
+    def __init__(self, hidden: int, out: int, layers: int, extra: int = 0):
+        super().__init__()
+        self.layers, self.extra = layers, extra
+        self.mlp = mlp(4 * layers * hidden + extra, out, 2 * hidden)
+
+    def forward(self, h: Tensor, e: Tensor, layer: Tensor, batch: Tensor, dst: Tensor,
+                num_graphs: int, extra: Tensor | None = None) -> Tensor:
+        L = self.layers
+        slot = batch * L + layer.clamp(0, L - 1)  # (graph, layer) of each node
+        size = num_graphs * L
+        parts = []
+        for states, index in ((h, slot), (e, slot[dst])):
+            for reduce in ("mean", "max"):
+                pooled = scatter(states, index, 0, size, reduce=reduce)
+                parts.append(pooled.reshape(num_graphs, -1))
+        if self.extra:
+            parts.append(extra)
+        return self.mlp(torch.cat(parts, -1))
 
 
 class EquivariantHead(nn.Module):

@@ -16,6 +16,8 @@ from torch import nn
 
 from weightspace.graph.spec import GraphSpec
 from weightspace.nn.baselines import FlatMLP, NPNetwork, StatNN
+from weightspace.nn.baselines.published_np import PublishedNP
+from weightspace.nn.baselines.statnn import statistics_width
 from weightspace.nn.gmn import GraphMetaNetwork
 from weightspace.registry import Registry
 
@@ -25,9 +27,10 @@ class Metanetwork:
     """How to build one kind of metanetwork, and what it can do.
 
     Args:
-        build: ``build(spec, out_dim, equivariant, hidden, layers, fourier, probes)`` -> the
-            module. A flat module maps ``[B, P] -> [B, out_dim]`` (or ``[B, P]`` when
-            equivariant); a graph module maps a PyG batch to a
+        build: ``build(specs, out_dim, equivariant, hidden, layers, fourier, probes,
+            **options)`` -> the module, for the architectures ``specs`` (``options``: the
+            model config's other keys). A flat module maps ``[B, P] -> [B, out_dim]`` (or
+            ``[B, P]`` when equivariant); a graph module maps a PyG batch to a
             :class:`~weightspace.nn.MetaNetworkOutput`.
         reads_graphs: it reads parameter graphs (any mix of architectures with one
             edge-feature width), else flat vectors of one layout.
@@ -44,24 +47,42 @@ class Metanetwork:
 METANETWORKS: Registry[Metanetwork] = Registry("model", "model.name", group="weightspace.models")
 
 
-def _gmn(spec: GraphSpec, out_dim, equivariant, hidden, layers, fourier, probes):
-    return GraphMetaNetwork(spec.num_edge_features, hidden, layers,
-                            0 if equivariant else out_dim, equivariant, fourier, probes)
+def _gmn(specs: list[GraphSpec], out_dim, equivariant, hidden, layers, fourier, probes,
+         nonlinear: bool = False, readout: str = "graph", stats: bool = False):
+    if readout not in ("graph", "layers"):
+        raise ValueError(f"model.readout is 'graph' (pool all nodes) or 'layers' (pool nodes "
+                         f"and edges per layer), got {readout!r}")
+    if stats and readout != "layers":
+        raise ValueError("model.stats adds weight statistics to the per-layer readout: set "
+                         "model.readout=layers")
+    layer_ids = max(int(s.layer.max()) for s in specs) + 1 if readout == "layers" else 0
+    return GraphMetaNetwork(specs[0].num_edge_features, hidden, layers,
+                            0 if equivariant else out_dim, equivariant, fourier, probes,
+                            nonlinear, layer_ids, statistics_width(specs[0]) if stats else 0)
 
 
-def _statnn(spec: GraphSpec, out_dim, equivariant, hidden, layers, fourier, probes):
-    return StatNN(spec, hidden, layers, out_dim)
+def _statnn(specs: list[GraphSpec], out_dim, equivariant, hidden, layers, fourier, probes):
+    return StatNN(specs[0], hidden, layers, out_dim)
 
 
-def _np(spec: GraphSpec, out_dim, equivariant, hidden, layers, fourier, probes):
-    return NPNetwork(spec, hidden, layers, out_dim, equivariant)
+def _np(specs: list[GraphSpec], out_dim, equivariant, hidden, layers, fourier, probes):
+    return NPNetwork(specs[0], hidden, layers, out_dim, equivariant)
 
 
-def _mlp(spec: GraphSpec, out_dim, equivariant, hidden, layers, fourier, probes):
-    return FlatMLP(spec.num_params, hidden, layers, spec.num_params if equivariant else out_dim)
+def _mlp(specs: list[GraphSpec], out_dim, equivariant, hidden, layers, fourier, probes):
+    n = specs[0].num_params
+    return FlatMLP(n, hidden, layers, n if equivariant else out_dim)
+
+
+def _nfn_np(specs: list[GraphSpec], out_dim, equivariant, hidden, layers, fourier, probes):
+    if equivariant:
+        raise ValueError("model nfn_np (the published NFN NP layers) is wired here as an "
+                         "invariant predictor; for edits use np, gmn or mlp")
+    return PublishedNP(specs[0], hidden, layers, out_dim)
 
 
 METANETWORKS.register("gmn", Metanetwork(_gmn, reads_graphs=True, probes_ok=True))
 METANETWORKS.register("statnn", Metanetwork(_statnn, equivariant_ok=False))
 METANETWORKS.register("np", Metanetwork(_np))
 METANETWORKS.register("mlp", Metanetwork(_mlp))
+METANETWORKS.register("nfn_np", Metanetwork(_nfn_np, equivariant_ok=False))

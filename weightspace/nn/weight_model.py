@@ -40,11 +40,14 @@ from torch import Tensor, nn
 
 from weightspace.data.batcher import GraphBatcher
 from weightspace.graph.spec import GraphSpec
+from weightspace.nn.baselines.statnn import statistics_width, weight_statistics
 from weightspace.nn.metanetworks import METANETWORKS
 from weightspace.nn.probes import ProbeFeatures
 from weightspace.zoo.recipe import recipe_for
 
 EDITS = ("add", "scale")
+# keys of a model config that WeightSpaceModel takes itself; the others go to the builder
+CONFIG_ARGUMENTS = ("name", "hidden", "layers", "fourier", "edit_scale", "edit", "probes")
 
 
 class WeightSpaceModel(nn.Module):
@@ -63,6 +66,9 @@ class WeightSpaceModel(nn.Module):
         edit: ``add`` (``delta = s sigma_T out``) or ``scale`` (``delta = s theta out``).
         probes: probe inputs per GMN node (0: none).
         networks: one module per architecture, for probe features.
+        options: further options of the metanetwork's builder, e.g. the GMN's ``nonlinear``,
+            ``readout`` (``"graph"`` or ``"layers"``) and ``stats`` (weight statistics of each
+            network beside the pooled states in its readout).
 
     Shapes:
         input: ``vecs [B, P]``, ``buffers [B, Q]`` (or ``None``), ``arch`` (an int);
@@ -72,7 +78,7 @@ class WeightSpaceModel(nn.Module):
     def __init__(self, name: str, specs: GraphSpec | Sequence[GraphSpec], out_dim: int = 1,
                  equivariant: bool = False, hidden: int = 64, layers: int = 4, fourier: int = 0,
                  edit_scale: float = 0.01, edit: str = "add", probes: int = 0,
-                 networks: Sequence[nn.Module] | None = None):
+                 networks: Sequence[nn.Module] | None = None, **options):
         super().__init__()
         if edit not in EDITS:
             raise KeyError(f"unknown edit {edit!r} (config key model.edit); known: {EDITS}")
@@ -95,7 +101,21 @@ class WeightSpaceModel(nn.Module):
             self._batchers: dict[str, GraphBatcher] = {}
         elif len(self.specs) > 1:
             _check_one_layout(name, self.specs)
-        self.net = kind.build(spec, out_dim, equivariant, hidden, layers, fourier, probes)
+        try:
+            self.net = kind.build(self.specs, out_dim, equivariant, hidden, layers, fourier,
+                                  probes, **options)
+        except TypeError as err:
+            if not options or "unexpected keyword" not in str(err):
+                raise
+            raise ValueError(f"model {name!r} takes none of the options {sorted(options)} "
+                             f"(config keys model.*): {err}") from None
+        # invariant weight statistics for the readout (model.stats): one layout, standardised
+        self.stats = bool(options.get("stats"))
+        if self.stats:
+            _check_one_layout(name, self.specs)
+            width = statistics_width(spec)
+            self.register_buffer("stats_mean", torch.zeros(width))
+            self.register_buffer("stats_std", torch.ones(width))
         if probes:
             if networks is None or len(networks) != len(self.specs):
                 raise ValueError(f"model.probes={probes} runs the networks: pass one module "
@@ -118,9 +138,10 @@ class WeightSpaceModel(nn.Module):
         networks = None
         if probes and recipe:
             networks = [recipe_for(recipe).network_of(s.id) for s in specs]
+        options = {k: v for k, v in cfg.items() if k not in CONFIG_ARGUMENTS}
         return cls(cfg.name, specs, out_dim, equivariant, cfg.get("hidden", 64),
                    cfg.get("layers", 4), cfg.get("fourier", 0), cfg.get("edit_scale", 0.01),
-                   cfg.get("edit", "add"), probes, networks)
+                   cfg.get("edit", "add"), probes, networks, **options)
 
     @torch.no_grad()
     def fit_normalization(self, vecs_per_arch: Sequence[Tensor]):
@@ -138,6 +159,10 @@ class WeightSpaceModel(nn.Module):
                 std[slot.offset : slot.stop] = w.std().clamp_min(1e-8) if w.numel() > 1 else 1.0
         if hasattr(self.net, "fit_normalization"):  # the flat models: one layout (checked)
             self.net.fit_normalization(torch.cat(list(vecs_per_arch)))
+        if self.stats:
+            feats = weight_statistics(self.spec, torch.cat(list(vecs_per_arch)).to(self.stats_mean))
+            self.stats_mean.copy_(feats.mean(0))
+            self.stats_std.copy_(feats.std(0).nan_to_num(1.0).clamp_min(1e-8))
 
     def arch_of(self, spec_id: str) -> int:
         """The position of architecture ``spec_id`` among the model's (for ``forward``)."""
@@ -162,7 +187,10 @@ class WeightSpaceModel(nn.Module):
             if hasattr(self, "_probes"):
                 probes = self._probes[int(arch)].to(vecs.device)
                 batch.probe = probes(vecs, buffers).reshape(-1, probes.num_probes)
-            out = self.net(batch)
+            extra = None
+            if self.stats:
+                extra = (weight_statistics(spec, vecs) - self.stats_mean) / self.stats_std
+            out = self.net(batch, extra)
             result = self.net.weight_delta(spec, out) if self.equivariant else out.graph
         else:
             result = self.net(vecs)

@@ -29,13 +29,17 @@ from torch.utils.data import DataLoader
 from weightspace.data.arch_batches import ArchBatchSampler, ArchDataset
 from weightspace.data.augment import Augment
 from weightspace.graph.spec import GraphSpec
+from weightspace.nn.metanetworks import METANETWORKS
 from weightspace.nn.weight_model import WeightSpaceModel
 from weightspace.tasks.base import Evaluation, Task
 from weightspace.zoo.reader import Zoo
 
 
-def choose_archs(zoo: Zoo, arch: str | None) -> list[str]:
-    """``[arch]``; every architecture for ``"all"``; by default the one with the most models."""
+def choose_archs(zoo: Zoo, arch: str | None, model: str | None = None) -> list[str]:
+    """``[arch]``; every architecture for ``"all"``. By default (``None``) every architecture
+    the model ``model`` can read together -- all of them for a graph metanetwork, or for a
+    flat one when they share one parameter layout (e.g. networks that differ only in their
+    activation) -- else the one with the most models; the choice is printed."""
     if arch == "all":
         return list(zoo.archs)
     if arch:
@@ -43,8 +47,21 @@ def choose_archs(zoo: Zoo, arch: str | None) -> list[str]:
             raise KeyError(f"no architecture {arch!r} in {zoo.paths[0]} (config key data.arch); "
                            f"it has {zoo.archs}, or 'all'")
         return [arch]
+    if len(zoo.archs) == 1:
+        return list(zoo.archs)
     counts = {a: int((zoo.metadata()["arch"] == a).sum()) for a in zoo.archs}
-    return [max(counts, key=counts.get)]
+    kind = METANETWORKS.get(model) if model else None
+    layouts = {tuple((t.name, t.shape) for t in zoo.spec(a).params.slots) for a in zoo.archs}
+    widths = {zoo.spec(a).num_edge_features for a in zoo.archs}
+    if (kind is not None and kind.reads_graphs and len(widths) == 1) or len(layouts) == 1:
+        print(f"data.arch=null: training on all {len(counts)} architectures of the zoo "
+              f"({sum(counts.values())} models)")
+        return list(zoo.archs)
+    largest = max(counts, key=counts.get)
+    print(f"data.arch=null: training on architecture {largest} ({counts[largest]} of "
+          f"{sum(counts.values())} models); model {model} cannot read the zoo's "
+          f"{len(counts)} architectures together (choose one with data.arch=ID)")
+    return [largest]
 
 
 def _collate(items):
@@ -116,7 +133,7 @@ class ZooTask(Task):
     @classmethod
     def from_config(cls, cfg: DictConfig) -> ZooTask:
         zoo = Zoo(cfg.data.zoo)
-        archs = choose_archs(zoo, cfg.data.arch)
+        archs = choose_archs(zoo, cfg.data.arch, cfg.model.get("name"))
         task = cls.create(cfg.task, zoo.recipe, archs)
         task.attach(cfg, zoo)
         return task

@@ -66,10 +66,12 @@ def atomic_h5(path: str | os.PathLike) -> Iterator[h5py.File]:
             tmp.unlink()
 
 
-def write_root_attrs(f: h5py.File, recipe: Mapping | None):
+def write_root_attrs(f: h5py.File, recipe: Mapping | None, ceiling: Mapping | None = None):
     f.attrs["schema_version"] = SCHEMA_VERSION
     f.attrs["recipe"] = json.dumps(recipe or {}, sort_keys=True)
     f.attrs["created_by"] = "weightspace"
+    if ceiling:  # see weightspace.zoo.ceiling
+        f.attrs["noise_ceiling"] = json.dumps(dict(ceiling), sort_keys=True)
 
 
 def _column_array(name: str, values) -> np.ndarray:

@@ -19,6 +19,7 @@ from torch import nn
 
 from weightspace.errors import ZooCorruptionError
 from weightspace.graph.spec import GraphSpec
+from weightspace.zoo.ceiling import noise_ceiling
 from weightspace.zoo.dataset import ZooDataset
 from weightspace.zoo.format import KEY_COLUMNS, SCHEMA_VERSION, TMP_MARK
 
@@ -163,6 +164,13 @@ class Zoo:
     @property
     def recipe(self) -> dict:
         return json.loads(self._file(0).attrs.get("recipe", "{}"))
+
+    @property
+    def noise_ceiling(self) -> dict[str, float]:
+        """Kendall tau between the two test halves of each metric measured on both (see
+        :mod:`weightspace.zoo.ceiling`): stored in a single-file zoo, computed otherwise."""
+        stored = self._file(0).attrs.get("noise_ceiling") if len(self.parts) == 1 else None
+        return json.loads(stored) if stored else noise_ceiling(self.metadata())
 
     def spec(self, arch: str) -> GraphSpec:
         if arch not in self._specs:

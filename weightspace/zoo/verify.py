@@ -134,4 +134,4 @@ def info(path: str | os.PathLike) -> dict:
                 columns[name] = {"values": sorted(set(map(str, values)))[:10]}
         return {"path": str(path), "models": len(zoo), "runs": len(set(meta["run_id"])),
                 "files": len(zoo.parts), "recipe": zoo.recipe.get("name"), "archs": archs,
-                "columns": columns}
+                "columns": columns, "noise_ceiling": zoo.noise_ceiling}

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from weightspace.graph.spec import GraphSpec
+from weightspace.zoo.ceiling import noise_ceiling
 from weightspace.zoo.format import (
     KEY_COLUMNS,
     TMP_MARK,
@@ -105,7 +106,7 @@ def merge(sources: Sequence[str | os.PathLike], out: str | os.PathLike,
     zoo = Zoo(sources)
     meta = zoo.metadata()
     with zoo, atomic_h5(out) as f:
-        write_root_attrs(f, recipe if recipe is not None else zoo.recipe)
+        write_root_attrs(f, recipe if recipe is not None else zoo.recipe, noise_ceiling(meta))
         for arch in zoo.archs:
             idx = zoo.indices(arch)
             spec = zoo.spec(arch)

@@ -28,6 +28,11 @@ def weight_statistics(spec: GraphSpec, vecs: Tensor) -> Tensor:
     return torch.cat(feats, 1)
 
 
+def statistics_width(spec: GraphSpec) -> int:
+    """The number of features :func:`weight_statistics` gives per network of ``spec``."""
+    return (2 + len(QUANTILES)) * len(spec.params.slots)
+
+
 class StatNN(nn.Module):
     """:class:`FlatMLP` on the weight statistics instead of the weights.
 
@@ -41,7 +46,7 @@ class StatNN(nn.Module):
     def __init__(self, spec: GraphSpec, hidden: int = 256, layers: int = 3, out: int = 1):
         super().__init__()
         self.spec = spec
-        self.head = FlatMLP(7 * len(spec.params.slots), hidden, layers, out)
+        self.head = FlatMLP(statistics_width(spec), hidden, layers, out)
 
     def fit_normalization(self, vecs: Tensor):
         """Standardise features with the statistics of (training) weights ``vecs``."""
