@@ -44,12 +44,7 @@ def load_image_splits(source: str = "digits", seed: int = 0, fractions=(0.6, 0.2
         return load_digits_splits(seed, fractions)
     kind, _, rest = source.partition(":")
     if kind == "mnist1d":
-        try:
-            samples = int(rest) if rest else MNIST1D_SAMPLES
-        except ValueError:
-            raise ValueError(f"dataset {source!r}: write mnist1d:N with N a number of "
-                             f"signals") from None
-        return _split(*load_mnist1d(samples, seed, cache_dir), seed, fractions)
+        return _split(*load_mnist1d(mnist1d_size(source), seed, cache_dir), seed, fractions)
     if kind == "npz":
         with np.load(rest, allow_pickle=False) as f:
             x, y = _images(torch.from_numpy(f["x"])), torch.from_numpy(f["y"]).long()
@@ -84,6 +79,18 @@ def data_dir(cache_dir: str | os.PathLike | None = None) -> Path:
     if cache_dir is None:
         cache_dir = os.environ.get("WEIGHTSPACE_DATA") or Path.home() / ".cache" / "weightspace"
     return Path(cache_dir)
+
+
+def mnist1d_size(source: str) -> int:
+    """The number of signals a ``"mnist1d"`` or ``"mnist1d:N"`` source names."""
+    kind, _, rest = source.partition(":")
+    if kind != "mnist1d":
+        raise ValueError(f"dataset {source!r} is not an mnist1d source ('mnist1d:N')")
+    try:
+        return int(rest) if rest else MNIST1D_SAMPLES
+    except ValueError:
+        raise ValueError(f"dataset {source!r}: write mnist1d:N with N a number of "
+                         f"signals") from None
 
 
 def load_mnist1d(samples: int = MNIST1D_SAMPLES, seed: int = 0,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from model_zoo.recipes.digits_inr import DigitsINR
-from weightspace.datasets import load_image_splits
+from weightspace.datasets import load_mnist1d, mnist1d_size
 
 
 class Mnist1dINR(DigitsINR):
@@ -27,12 +27,12 @@ class Mnist1dINR(DigitsINR):
     name = "mnist1d_inr"
 
     def signals(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The source's signals ``[n, 40]`` in their generated order (``image`` indexes them)
+        and their digits."""
         if not hasattr(self, "_signals"):
             c = self.config
-            # every signal of the source (no train/test split here: the metanetwork's split
-            # is by INR)
-            x, y = load_image_splits(c.get("dataset", "mnist1d"), c.get("data_seed", 0),
-                                     (1.0, 0.0, 0.0), c.get("data_dir"))["train"]
+            x, y = load_mnist1d(mnist1d_size(c.get("dataset", "mnist1d")),
+                                c.get("data_seed", 0), c.get("data_dir"))
             self._signals = (x.flatten(1), y)
         return self._signals
 
