@@ -2,8 +2,9 @@
 
 ``python scripts/summarize_runs.py RUN_ROOT [RUN_ROOT ...]`` finds every run directory (one
 with ``metrics.json`` and ``config.yaml``) below the roots and groups runs that differ only in
-``trainer.seed``. Columns: task, model (with its size), augmentations, number of seeds, and
-each test metric.
+``trainer.seed``. Columns: task, model (with its size), augmentations, number of seeds, each
+test metric, the number of test networks, and, for a zoo with a noise ceiling
+(:mod:`weightspace.zoo.ceiling`), the ceiling over the test split and tau / ceiling.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ def describe(cfg) -> tuple[str, str, str]:
     augs += [f"{name} {a[name]}" for name in ("noise", "dropout", "mixup") if a.get(name)]
     extras = [f"{label} {m[key]}" for key, label in (("fourier", "Fourier"), ("probes", "probes"))
               if m.get(key)]
+    extras += [label for key, label in (("nonlinear", "MLP encoders"), ("stats", "statistics"))
+               if m.get(key)]
+    if m.get("readout") == "layers":
+        extras.append("per-layer readout")
     model = ", ".join([f"{m.name} {size}", *extras])
     return cfg.task.name + f" ({cfg.task.target})", model, ", ".join(augs) or "none"
 
@@ -36,7 +41,15 @@ def collect(roots: list[str]) -> dict:
             if not (path.parent / "config.yaml").exists():
                 continue
             cfg = OmegaConf.load(path.parent / "config.yaml")
-            groups[describe(cfg)].append(json.loads(path.read_text())["test"])
+            results = json.loads(path.read_text())
+            row = dict(results["test"])
+            # the size of the test split and the zoo's noise ceiling over it (when measured)
+            row["test_networks"] = results.get("networks", {}).get("test", float("nan"))
+            if "noise_ceiling" in results:
+                row["noise_ceiling"] = results["noise_ceiling"]
+                if "kendall_tau" in row:
+                    row["tau_over_ceiling"] = row["kendall_tau"] / results["noise_ceiling"]
+            groups[describe(cfg)].append(row)
     return groups
 
 

@@ -207,3 +207,24 @@ def test_models_of_one_flat_layout_refuse_mixed_layouts(tmp_path):
         run(config(path, "model=mlp", "data.arch=all"), tmp_path / "run")
     with pytest.raises(KeyError, match="data.arch"):
         run(config(path, "data.arch=nonexistent"), tmp_path / "run")
+
+
+def test_metrics_give_the_test_split_size_and_its_noise_ceiling(tmp_path):
+    from weightspace.zoo import ZooWriter
+    from weightspace.zoo.ceiling import noise_ceiling
+
+    spec, params, buffers, meta = write_models(tmp_path / "plain.h5", np.arange(20))
+    rng = np.random.default_rng(1)
+    halves = {"test_a_acc": meta["test_acc"],
+              "test_b_acc": meta["test_acc"] + rng.normal(0, 0.1, len(meta["test_acc"]))}
+    path = tmp_path / "halves.h5"
+    writer = ZooWriter(path, {"name": "test"})
+    writer.write(spec, params, {**meta, **halves}, buffers)
+    writer.finalize()
+    run(config(path, "model=statnn"), tmp_path / "run")
+    results = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    zoo = Zoo(path)
+    test = zoo.dataset("test", target="test_acc", arch=zoo.archs[0]).indices
+    assert results["networks"] == {"train": 32, "val": 4, "test": 4} and len(test) == 4
+    expected = noise_ceiling(zoo.metadata(), test)["test_acc"]
+    assert results["noise_ceiling"] == pytest.approx(expected)

@@ -52,6 +52,7 @@ def _gmn(specs: list[GraphSpec], out_dim, equivariant, hidden, layers, fourier, 
     if readout not in ("graph", "layers"):
         raise ValueError(f"model.readout is 'graph' (pool all nodes) or 'layers' (pool nodes "
                          f"and edges per layer), got {readout!r}")
+    stats = stats and not equivariant  # statistics feed the invariant readout only
     if stats and readout != "layers":
         raise ValueError("model.stats adds weight statistics to the per-layer readout: set "
                          "model.readout=layers")

@@ -100,7 +100,7 @@ class WeightSpaceModel(nn.Module):
                                  f"have {widths}")
             self._batchers: dict[str, GraphBatcher] = {}
         elif len(self.specs) > 1:
-            _check_one_layout(name, self.specs)
+            _check_one_layout(f"model {name!r}", self.specs)
         try:
             self.net = kind.build(self.specs, out_dim, equivariant, hidden, layers, fourier,
                                   probes, **options)
@@ -110,9 +110,10 @@ class WeightSpaceModel(nn.Module):
             raise ValueError(f"model {name!r} takes none of the options {sorted(options)} "
                              f"(config keys model.*): {err}") from None
         # invariant weight statistics for the readout (model.stats): one layout, standardised
-        self.stats = bool(options.get("stats"))
+        self.stats = bool(options.get("stats")) and not equivariant  # for the invariant head
         if self.stats:
-            _check_one_layout(name, self.specs)
+            _check_one_layout(f"model {name!r} with model.stats=true", self.specs,
+                              "set model.stats=false")
             width = statistics_width(spec)
             self.register_buffer("stats_mean", torch.zeros(width))
             self.register_buffer("stats_std", torch.ones(width))
@@ -199,13 +200,14 @@ class WeightSpaceModel(nn.Module):
         return result * self.scale * (vecs if self.edit == "scale" else std)
 
 
-def _check_one_layout(name: str, specs: Sequence[GraphSpec]):
+def _check_one_layout(name: str, specs: Sequence[GraphSpec],
+                      fix: str = "train a graph metanetwork (gmn)"):
     def layout(s):
         return [(t.name, t.shape) for t in s.params.slots]
 
     first = specs[0]
     for s in specs[1:]:
         if layout(s) != layout(first):
-            raise ValueError(f"model {name!r} reads one flat weight layout, but architectures "
-                             f"{first.id} and {s.id} differ in their parameters; train a graph "
-                             f"metanetwork (gmn), or pick one architecture with data.arch=")
+            raise ValueError(f"{name} reads one flat weight layout, but architectures "
+                             f"{first.id} and {s.id} differ in their parameters; {fix}, or pick "
+                             f"one architecture with data.arch=")

@@ -32,6 +32,7 @@ from weightspace.graph.spec import GraphSpec
 from weightspace.nn.metanetworks import METANETWORKS
 from weightspace.nn.weight_model import WeightSpaceModel
 from weightspace.tasks.base import Evaluation, Task
+from weightspace.zoo.ceiling import noise_ceiling
 from weightspace.zoo.reader import Zoo
 
 
@@ -55,7 +56,7 @@ def choose_archs(zoo: Zoo, arch: str | None, model: str | None = None) -> list[s
     widths = {zoo.spec(a).num_edge_features for a in zoo.archs}
     if (kind is not None and kind.reads_graphs and len(widths) == 1) or len(layouts) == 1:
         print(f"data.arch=null: training on all {len(counts)} architectures of the zoo "
-              f"({sum(counts.values())} models)")
+              f"({', '.join(counts)})")
         return list(zoo.archs)
     largest = max(counts, key=counts.get)
     print(f"data.arch=null: training on architecture {largest} ({counts[largest]} of "
@@ -231,7 +232,17 @@ class ZooTask(Task):
         self.load_stats(state["task"])
 
     def summary(self) -> dict:
-        return {"archs": self.archs}
+        """The architectures, the size of each split, and -- for a zoo that measured its
+        target on two test halves -- the noise ceiling of the target over the test split's
+        networks (:mod:`weightspace.zoo.ceiling`)."""
+        out = {"archs": self.archs, "networks": {k: len(v) for k, v in self.splits.items()}}
+        target = self.cfg.task.get("target") if self.zoo is not None else None
+        if target:
+            test = np.concatenate([part.indices for part in self.splits["test"].parts])
+            ceiling = noise_ceiling(self.zoo.metadata(), test).get(target)
+            if ceiling is not None:
+                out["noise_ceiling"] = ceiling
+        return out
 
     def trained_on(self) -> str:
         """The networks the task trains on, in words: recipe and architecture ids."""
