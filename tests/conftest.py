@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from weightspace import nets
+from weightspace.testing import random_inputs
 
 
 def randomize(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -50,16 +51,7 @@ def build(name: str, seed: int = 0) -> nn.Module:
 
 def sample_inputs(model: nn.Module, batch: int = 3, seed: int = 0) -> tuple:
     """Random inputs of the shapes the model's example inputs have."""
-    g = torch.Generator().manual_seed(seed)
-    out = []
-    for x in model.example_inputs():
-        shape = (batch, *x.shape[1:])
-        if x.dtype.is_floating_point:
-            out.append(torch.randn(shape, generator=g))
-        else:
-            vocab = next(m for m in model.modules() if isinstance(m, nn.Embedding)).num_embeddings
-            out.append(torch.randint(0, vocab, shape, generator=g))
-    return tuple(out)
+    return random_inputs(model, batch=batch, seed=seed)
 
 
 @pytest.fixture(params=list(ARCHITECTURES))

@@ -7,11 +7,9 @@ import copy
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 
 import weightspace as ws
 from weightspace.api import metanetwork_edit
-from weightspace.configs import CONFIG_DIR
 from weightspace.configs import compose as compose_config
 from weightspace.errors import SpecMismatchError
 from weightspace.graph.symmetry import sample_symmetries
@@ -30,11 +28,10 @@ def compose_zoo(overrides):
     return compose_config("build_zoo", overrides)
 
 def config(zoo, *overrides):
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        return compose("train", overrides=[f"data.zoo={zoo}", "trainer.progress=false",
-                                           "trainer.batch_size=4", "model.hidden=16",
-                                           "model.layers=2", "data.fractions=[0.5,0.25,0.25]",
-                                           *overrides])
+    return compose_config("train", [f"data.zoo={zoo}", "trainer.progress=false",
+                                    "trainer.batch_size=4", "model.hidden=16",
+                                    "model.layers=2", "data.fractions=[0.5,0.25,0.25]",
+                                    *overrides])
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,9 @@ import json
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 
 import weightspace as ws
-from weightspace.configs import CONFIG_DIR
+from weightspace.configs import compose as compose_config
 from weightspace.datasets import load_digits_splits
 from weightspace.graph import GraphSpec
 from weightspace.nets import SIREN
@@ -17,9 +16,8 @@ from weightspace.training import load_trained, run
 
 
 def config(*overrides):
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        return compose("train", overrides=["trainer.epochs=2", "trainer.progress=false",
-                                           "model.hidden=[32]", *overrides])
+    return compose_config("train", ["trainer.epochs=2", "trainer.progress=false",
+                                    "model.hidden=[32]", *overrides])
 
 
 @pytest.fixture(scope="module")

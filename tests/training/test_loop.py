@@ -12,12 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 
 import weightspace as ws
 from tests.zoo.conftest import write_models
 from weightspace.cli import main as cli
-from weightspace.configs import CONFIG_DIR
 from weightspace.configs import compose as compose_config
 from weightspace.nets import MLP, SIREN
 from weightspace.training import evaluate, run
@@ -29,10 +27,9 @@ def compose_zoo(overrides):
     return compose_config("build_zoo", overrides)
 
 def config(zoo, *overrides):
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        return compose("train", overrides=[f"data.zoo={zoo}", "trainer.epochs=2",
-                                           "trainer.progress=false", "trainer.batch_size=8",
-                                           "model.hidden=16", *overrides])
+    return compose_config("train", [f"data.zoo={zoo}", "trainer.epochs=2",
+                                    "trainer.progress=false", "trainer.batch_size=8",
+                                    "model.hidden=16", *overrides])
 
 
 @pytest.fixture(scope="module")

@@ -242,13 +242,18 @@ def test_digits_inr_shared_initialisation(tmp_path):
         RECIPES["digits_inr"]({**cfg, "shared_init_seed": 5, "copies": 2}).build(runs[0])
 
 
-def test_mnist1d_cnn_recipe_measures_both_test_halves(tmp_path, monkeypatch):
+def build_mnist1d(tmp_path, monkeypatch, recipe, *overrides) -> Zoo:
+    """A small zoo of an mnist1d recipe, its signals cached under ``tmp_path / "data"``."""
     monkeypatch.setenv("WEIGHTSPACE_DATA", str(tmp_path / "data"))
-    path = tmp_path / "m1d.h5"
-    build_from_config(compose(["zoo=mnist1d_cnn", "n_runs=3", f"out={path}", "zoo.epochs=1",
-                               "zoo.checkpoints=[1]", "zoo.dataset=mnist1d:400",
-                               "zoo.channels=4", "progress=false"]))
-    zoo = Zoo(path)
+    path = tmp_path / f"{recipe}.h5"
+    build_from_config(compose([f"zoo={recipe}", f"out={path}", "progress=false", *overrides]))
+    return Zoo(path)
+
+
+def test_mnist1d_cnn_recipe_measures_both_test_halves(tmp_path, monkeypatch):
+    zoo = build_mnist1d(tmp_path, monkeypatch, "mnist1d_cnn", "n_runs=3", "zoo.epochs=1",
+                        "zoo.checkpoints=[1]", "zoo.dataset=mnist1d:400", "zoo.channels=4")
+    path = zoo.paths[0]
     meta = zoo.metadata()
     assert len(zoo) == 3 and (tmp_path / "data" / "mnist1d-400-seed0.npz").exists()
     spec = zoo.spec(zoo.archs[0])
@@ -273,12 +278,8 @@ def _info_output(path):
 def test_mnist1d_inr_recipe_fits_a_siren_per_signal(tmp_path, monkeypatch):
     from weightspace.datasets import load_mnist1d
 
-    monkeypatch.setenv("WEIGHTSPACE_DATA", str(tmp_path / "data"))
-    path = tmp_path / "inr.h5"
-    build_from_config(compose(["zoo=mnist1d_inr", "n_runs=4", f"out={path}", "zoo.steps=40",
-                               "zoo.checkpoints=[1,40]", "zoo.dataset=mnist1d:100",
-                               "zoo.lr=0.003", "progress=false"]))
-    zoo = Zoo(path)
+    zoo = build_mnist1d(tmp_path, monkeypatch, "mnist1d_inr", "n_runs=4", "zoo.steps=40",
+                        "zoo.checkpoints=[1,40]", "zoo.dataset=mnist1d:100", "zoo.lr=0.003")
     meta = zoo.metadata()
     assert len(zoo) == 8 and zoo.spec(zoo.archs[0]).num_params == 2 * 32 + 32 * 33 + 33
     _, labels = load_mnist1d(100, 0, tmp_path / "data")

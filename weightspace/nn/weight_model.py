@@ -200,14 +200,17 @@ class WeightSpaceModel(nn.Module):
         return result * self.scale * (vecs if self.edit == "scale" else std)
 
 
+def flat_layout(spec: GraphSpec) -> tuple:
+    """The names and shapes of ``spec``'s parameters: what a flat model's input depends on
+    (specs that differ only in what the graph sees, e.g. the activation, share it)."""
+    return tuple((t.name, t.shape) for t in spec.params.slots)
+
+
 def _check_one_layout(name: str, specs: Sequence[GraphSpec],
                       fix: str = "train a graph metanetwork (gmn)"):
-    def layout(s):
-        return [(t.name, t.shape) for t in s.params.slots]
-
     first = specs[0]
     for s in specs[1:]:
-        if layout(s) != layout(first):
+        if flat_layout(s) != flat_layout(first):
             raise ValueError(f"{name} reads one flat weight layout, but architectures "
                              f"{first.id} and {s.id} differ in their parameters; {fix}, or pick "
                              f"one architecture with data.arch=")

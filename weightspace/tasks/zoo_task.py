@@ -30,7 +30,7 @@ from weightspace.data.arch_batches import ArchBatchSampler, ArchDataset
 from weightspace.data.augment import Augment
 from weightspace.graph.spec import GraphSpec
 from weightspace.nn.metanetworks import METANETWORKS
-from weightspace.nn.weight_model import WeightSpaceModel
+from weightspace.nn.weight_model import WeightSpaceModel, flat_layout
 from weightspace.tasks.base import Evaluation, Task
 from weightspace.zoo.ceiling import noise_ceiling
 from weightspace.zoo.reader import Zoo
@@ -52,7 +52,7 @@ def choose_archs(zoo: Zoo, arch: str | None, model: str | None = None) -> list[s
         return list(zoo.archs)
     counts = {a: int((zoo.metadata()["arch"] == a).sum()) for a in zoo.archs}
     kind = METANETWORKS.get(model) if model else None
-    layouts = {tuple((t.name, t.shape) for t in zoo.spec(a).params.slots) for a in zoo.archs}
+    layouts = {flat_layout(zoo.spec(a)) for a in zoo.archs}
     widths = {zoo.spec(a).num_edge_features for a in zoo.archs}
     if (kind is not None and kind.reads_graphs and len(widths) == 1) or len(layouts) == 1:
         print(f"data.arch=null: training on all {len(counts)} architectures of the zoo "

@@ -78,6 +78,32 @@ def weight_chain(spec: GraphSpec) -> list[ChainLayer]:
     return chain
 
 
+@torch.no_grad()
+def fit_tensor_statistics(spec: GraphSpec, vecs: Tensor, mean: Tensor, std: Tensor):
+    """Fill ``mean[i]``, ``std[i]`` with the mean and std of tensor ``i`` of ``spec`` over the
+    (training) networks ``vecs [N, P]``: per-tensor scalars, so standardising keeps every
+    symmetry."""
+    for i, s in enumerate(spec.params.slots):
+        w = vecs[:, s.offset : s.stop]
+        mean[i], std[i] = w.mean(), w.std().clamp_min(1e-8)
+
+
+def chain_tensors(spec: GraphSpec, chain: list[ChainLayer], vecs: Tensor, mean: Tensor,
+                  std: Tensor) -> list[tuple[Tensor, Tensor]]:
+    """Each layer of ``chain`` in ``vecs [B, P]``, standardised per tensor: its weight
+    ``[B, n_out, n_in, entries]`` and bias ``[B, n_out]`` (zeros for a layer without one)."""
+    index = {s.name: i for i, s in enumerate(spec.params.slots)}
+    B = vecs.shape[0]
+
+    def tensor(slot):
+        i = index[slot.name]
+        return (vecs[:, slot.offset : slot.stop] - mean[i]) / std[i]
+
+    return [(tensor(c.weight).view(B, c.n_out, c.n_in, c.entries),
+             tensor(c.bias) if c.bias is not None else vecs.new_zeros(B, c.n_out))
+            for c in chain]
+
+
 class NPLayer(nn.Module):
     """One NP-equivariant linear map on ``[(W_l [B, n_l, n_{l-1}, C], b_l [B, n_l, C])]``.
 
@@ -151,32 +177,14 @@ class NPNetwork(nn.Module):
         self.register_buffer("mean", torch.zeros(len(spec.params.slots)))
         self.register_buffer("std", torch.ones(len(spec.params.slots)))
 
-    @torch.no_grad()
     def fit_normalization(self, vecs: Tensor):
         """Standardise each tensor by its mean and std over (training) networks ``vecs``."""
-        for i, s in enumerate(self.spec.params.slots):
-            w = vecs[:, s.offset : s.stop]
-            self.mean[i], self.std[i] = w.mean(), w.std().clamp_min(1e-8)
-
-    def _split(self, vecs: Tensor) -> tuple[list[Tensor], list[Tensor]]:
-        B = vecs.shape[0]
-        index = {s.name: i for i, s in enumerate(self.spec.params.slots)}
-        ws, bs = [], []
-        for c in self.chain:
-            i = index[c.weight.name]
-            w = (vecs[:, c.weight.offset : c.weight.stop] - self.mean[i]) / self.std[i]
-            ws.append(w.view(B, c.n_out, c.n_in, c.entries))
-            if c.bias is None:
-                bs.append(vecs.new_zeros(B, c.n_out, 1))
-            else:
-                j = index[c.bias.name]
-                bs.append(((vecs[:, c.bias.offset : c.bias.stop] - self.mean[j]) / self.std[j])
-                          .unsqueeze(-1))
-        return ws, bs
+        fit_tensor_statistics(self.spec, vecs, self.mean, self.std)
 
     def forward(self, vecs: Tensor) -> Tensor:
         """``[B, out]`` (invariant) or ``delta [B, P]`` (``equivariant=True``)."""
-        ws, bs = self._split(vecs)
+        layers = chain_tensors(self.spec, self.chain, vecs, self.mean, self.std)
+        ws, bs = [w for w, _ in layers], [b.unsqueeze(-1) for _, b in layers]
         ws = [f(w) for f, w in zip(self.lift_w, ws, strict=True)]
         bs = [f(b) for f, b in zip(self.lift_b, bs, strict=True)]
         for layer in self.np_layers:

@@ -20,7 +20,11 @@ import torch
 from torch import Tensor, nn
 
 from weightspace.graph.spec import GraphSpec
-from weightspace.nn.baselines.np_network import weight_chain
+from weightspace.nn.baselines.np_network import (
+    chain_tensors,
+    fit_tensor_statistics,
+    weight_chain,
+)
 
 
 def _nfn():
@@ -63,30 +67,19 @@ class PublishedNP(nn.Module):
         self.head = nn.Sequential(nn.Flatten(), nn.Linear(pooled, 1000), nn.ReLU(),
                                   nn.Linear(1000, out))
 
-    @torch.no_grad()
     def fit_normalization(self, vecs: Tensor):
         """Standardise each tensor by its mean and std over (training) networks ``vecs``."""
-        for i, s in enumerate(self.spec.params.slots):
-            w = vecs[:, s.offset : s.stop]
-            self.mean[i], self.std[i] = w.mean(), w.std().clamp_min(1e-8)
+        fit_tensor_statistics(self.spec, vecs, self.mean, self.std)
 
     def _cut(self, vecs: Tensor):
         """``vecs [B, P]`` as NFN's WeightSpaceFeatures (one channel)."""
-        index = {s.name: i for i, s in enumerate(self.spec.params.slots)}
         B, weights, biases = vecs.shape[0], [], []
-
-        def tensor(slot):
-            i = index[slot.name]
-            return (vecs[:, slot.offset : slot.stop] - self.mean[i]) / self.std[i]
-
-        for layer in self.chain:
+        for layer, (w, b) in zip(self.chain, chain_tensors(self.spec, self.chain, vecs,
+                                                           self.mean, self.std), strict=True):
             kernel = tuple(layer.weight.shape[2:])
-            shape = (B, 1, layer.n_out, layer.n_in, *((1, *kernel) if len(kernel) == 1
-                                                       else kernel))
-            weights.append(tensor(layer.weight).reshape(shape))
-            bias = (tensor(layer.bias) if layer.bias is not None
-                    else vecs.new_zeros(B, layer.n_out))
-            biases.append(bias.reshape(B, 1, layer.n_out))
+            weights.append(w.reshape(B, 1, layer.n_out, layer.n_in,
+                                     *((1, *kernel) if len(kernel) == 1 else kernel)))
+            biases.append(b.reshape(B, 1, layer.n_out))
         return self._features(tuple(weights), tuple(biases))
 
     def forward(self, vecs: Tensor) -> Tensor:
