@@ -23,7 +23,7 @@ from weightspace.hyper.hypernetize import HyperModule
 from weightspace.hyper.hypernetwork import HyperNetwork
 from weightspace.pruning.evaluation import accuracy, apply_finetune, recalibrate_batchnorm
 from weightspace.pruning.report import PruneReport
-from weightspace.pruning.structural import count_macs, layer_widths, prune_to_speedup
+from weightspace.pruning.structural import count_macs, layer_widths, prune_search
 from weightspace.tasks import Classification
 from weightspace.training.checkpoint import Trained, load_trained
 
@@ -146,7 +146,8 @@ def metanetwork_edit(model: nn.Module, example_inputs, metanetwork) -> nn.Module
 def prune(model: nn.Module, example_inputs, speedup: float = 2.0, metanetwork=None,
           importance: str = "group_l2", finetune: Callable | dict | None = None,
           ignored_layers=None, data=None, finetune_data=None, calibrate=None,
-          finetune_edited: Callable | dict | None = None) -> tuple[nn.Module, PruneReport]:
+          finetune_edited: Callable | dict | None = None, ratio: float | None = None
+          ) -> tuple[nn.Module, PruneReport]:
     """A structurally pruned copy of ``model`` with ``speedup`` times fewer MACs, and a report.
 
     - ``metanetwork``: a ``task=meta_prune`` checkpoint (path, run directory or loaded): its
@@ -162,6 +163,8 @@ def prune(model: nn.Module, example_inputs, speedup: float = 2.0, metanetwork=No
       pruning did better on the digits zoos (``benchmarks/RESULTS.md`` § Pruning).
     - ``data``: ``(x, y)`` or batches to report accuracy before, right after pruning, and after.
     - ``ignored_layers``: modules (or paths) whose output channels stay.
+    - ``ratio``: the pruning ratio of an earlier call's report (``report.ratio``): prune at it
+      once instead of searching for the ratio that reaches ``speedup``.
     - ``calibrate``: images (or ``(x, y)``; labels unused) on which the pruned network's
       BatchNorm statistics are re-estimated right after pruning (and the edited network's,
       with a metanetwork).
@@ -187,7 +190,8 @@ def prune(model: nn.Module, example_inputs, speedup: float = 2.0, metanetwork=No
             source = apply_finetune(source, finetune_edited, finetune_data,
                                     "finetune_edited").eval()
             report.notes.append("the edited network fine-tuned before pruning")
-    pruned = prune_to_speedup(source, inputs, speedup, importance, ignored_layers)
+    pruned, report.ratio, report.passes = prune_search(source, inputs, speedup, importance,
+                                                       ignored_layers, ratio=ratio)
     if calibrate is not None:
         recalibrate_batchnorm(pruned, calibrate)
     if data is not None:

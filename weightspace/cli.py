@@ -1,7 +1,8 @@
 """The ``weightspace`` command line.
 
 Each command imports what it runs when it runs (``weightspace zoo info`` does not load the
-training stack).
+training stack). An expected failure is one line on stderr, exit status 2 for usage and 1 for
+data (:mod:`weightspace.error_report`); ``--traceback`` shows the stack.
 """
 
 from __future__ import annotations
@@ -10,14 +11,25 @@ import argparse
 import sys
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="weightspace", description=__doc__)
+    parser.add_argument("--traceback", action="store_true",
+                        help="show the full stack of an error (also WEIGHTSPACE_TRACEBACK=1) "
+                             "instead of one line")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="build a small Small CNN zoo on the embedded digits, "
                                        "convert networks to graphs, train GMN and StatNN to "
                                        "predict accuracy")
-    demo.add_argument("--runs", type=int, default=80, help="networks trained for the zoo")
-    demo.add_argument("--epochs", type=int, default=20, help="metanetwork training epochs")
+    demo.add_argument("--runs", type=_positive, default=80, help="networks trained for the zoo")
+    demo.add_argument("--epochs", type=_positive, default=20,
+                      help="metanetwork training epochs")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--out", default="outputs/demo")
 
@@ -49,6 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     merge.add_argument("sources", nargs="+")
 
     args = parser.parse_args(argv)
+    from weightspace.error_report import call_reporting_errors
+
+    return call_reporting_errors(lambda: _dispatch(args), traceback=args.traceback)
+
+
+def _dispatch(args) -> int:
     if args.command == "demo":
         from weightspace.demo import run_demo
 
@@ -76,6 +94,7 @@ def _train(overrides: list[str]) -> int:
 def _evaluate(options: list[str]) -> int:
     import json
 
+    from weightspace.errors import ConfigError
     from weightspace.training import evaluate
 
     known = {"ckpt", "split", "zoo", "device"}
@@ -83,11 +102,11 @@ def _evaluate(options: list[str]) -> int:
     for opt in options:
         key, sep, value = opt.partition("=")
         if not sep or key not in known:
-            raise SystemExit(f"weightspace evaluate: expected key=value with key in "
-                             f"{sorted(known)}, got {opt!r}")
+            raise ConfigError(f"weightspace evaluate: expected key=value with key in "
+                              f"{sorted(known)}, got {opt!r}")
         kwargs[key] = value
     if "ckpt" not in kwargs:
-        raise SystemExit("weightspace evaluate: ckpt=RUN_DIR or ckpt=PATH/best.pt is required")
+        raise ConfigError("weightspace evaluate: ckpt=RUN_DIR or ckpt=PATH/best.pt is required")
     print(json.dumps(evaluate(**kwargs), indent=2))
     return 0
 
@@ -136,7 +155,7 @@ def _zoo(args) -> int:
     if args.zoo_command == "merge":
         from weightspace.zoo import merge
 
-        print(f"merged into {merge(args.sources, args.out)}")
+        print(merge(args.sources, args.out))
         return 0
     return 2
 

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from weightspace.errors import ConfigError
+
 MNIST1D_SAMPLES = 16000
 
 
@@ -69,7 +71,7 @@ def load_image_splits(source: str = "digits", seed: int = 0, fractions=(0.6, 0.2
                                      fractions[1] / (fractions[0] + fractions[1]), 0.0))
         splits["test"] = parts[False]
         return splits
-    raise ValueError(f"unknown dataset source {source!r}: use 'digits', 'mnist1d[:N]', "
+    raise ConfigError(f"unknown dataset source {source!r}: use 'digits', 'mnist1d[:N]', "
                      f"'npz:PATH' or 'torchvision:NAME:ROOT'")
 
 
@@ -85,11 +87,11 @@ def mnist1d_size(source: str) -> int:
     """The number of signals a ``"mnist1d"`` or ``"mnist1d:N"`` source names."""
     kind, _, rest = source.partition(":")
     if kind != "mnist1d":
-        raise ValueError(f"dataset {source!r} is not an mnist1d source ('mnist1d:N')")
+        raise ConfigError(f"dataset {source!r} is not an mnist1d source ('mnist1d:N')")
     try:
         return int(rest) if rest else MNIST1D_SAMPLES
     except ValueError:
-        raise ValueError(f"dataset {source!r}: write mnist1d:N with N a number of "
+        raise ConfigError(f"dataset {source!r}: write mnist1d:N with N a number of "
                          f"signals") from None
 
 

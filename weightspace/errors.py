@@ -26,6 +26,27 @@ class UnsupportedModuleError(TypeError):
         super().__init__(message)
 
 
+class ConfigError(ValueError):
+    """A config value or command-line option that cannot work (``trainer.epochs=-3``).
+
+    The message names the key, the value given and what is accepted; the command line reports
+    it as a usage error (exit status 2).
+    """
+
+
+class UnknownNameError(ConfigError, KeyError):
+    """A name a config looks up in a registry (``model.name``, ``zoo.recipe``) that is not
+    there; the message lists the known names."""
+
+
+class ZooWriteError(OSError):
+    """A zoo that cannot be written: no space left, no permission, another build writing it.
+
+    The message names the path and what to do; nothing partial is left under a final name,
+    and the build resumes when run again.
+    """
+
+
 class SpecMismatchError(ValueError):
     """A state dict, flat vector or graph that does not fit the GraphSpec it was given to."""
 

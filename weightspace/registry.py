@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator, Mapping
 from importlib.metadata import entry_points
 from typing import Generic, TypeVar
 
+from weightspace.errors import UnknownNameError
+
 T = TypeVar("T")
 
 
@@ -26,7 +28,8 @@ class Registry(Mapping[str, T], Generic[T]):
         group: an entry-point group (``"weightspace.recipes"``) whose entries are loaded on the
             first lookup; ``None`` for a registry filled in code alone.
 
-    A lookup of an unknown name raises ``KeyError`` naming the config key and the known names.
+    A lookup of an unknown name raises :class:`~weightspace.errors.UnknownNameError` (a
+    ``KeyError``) naming the config key and the known names.
     """
 
     def __init__(self, kind: str, config_key: str, group: str | None = None):
@@ -56,7 +59,7 @@ class Registry(Mapping[str, T], Generic[T]):
     def __getitem__(self, name: str) -> T:
         self._load_entry_points()
         if name not in self._entries:
-            raise KeyError(f"unknown {self.kind} {name!r} (config key {self.config_key}); "
+            raise UnknownNameError(f"unknown {self.kind} {name!r} (config key {self.config_key}); "
                            f"known: {tuple(sorted(self._entries))}")
         return self._entries[name]
 

@@ -160,3 +160,17 @@ def test_bad_kernel_mode_and_canvas():
         ws.to_graph(build("mlp"), kernel_edges="pixel")
     with pytest.raises(ValueError, match="canvas"):
         ws.to_graph(build("mlp"), canvas=(0, 3))
+
+
+def test_from_graph_refuses_a_network_of_other_activations_with_the_same_shapes():
+    graph = ws.to_graph(nets.MLP(4, [8], 2))
+    with pytest.raises(SpecMismatchError, match="activations differ"):
+        ws.from_graph(graph, nets.MLP(4, [8], 2, activation="tanh"))
+    with pytest.raises(TypeError, match="nn.Module"):
+        ws.from_graph(graph, "MLP")
+    assert isinstance(ws.from_graph(graph, nets.MLP(4, [8], 2)), nets.MLP)
+
+
+def test_a_network_without_parameters_is_named():
+    with pytest.raises(ValueError, match="Sequential has no parameters"):
+        ws.to_graph(nn.Sequential(), torch.zeros(1, 3))

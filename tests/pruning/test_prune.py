@@ -28,6 +28,19 @@ def test_the_requested_speedup_is_reached_within_5_percent(speedup):
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())  # input intact
 
 
+def test_the_report_holds_the_ratio_and_pruning_at_it_gives_the_same_network():
+    torch.manual_seed(0)
+    net = SmallCNN()
+    pruned, report = ws.prune(net, X, 2.0)
+    assert 0 < report.ratio < 1 and report.passes > 2 and "ratio" in str(report)
+    again, second = ws.prune(net, X, 2.0, ratio=report.ratio)
+    assert second.passes == 1 and second.ratio == report.ratio
+    assert all(torch.equal(a, b) for a, b in zip(pruned.state_dict().values(),
+                                                 again.state_dict().values(), strict=True))
+    with pytest.raises(ValueError, match="short of"):
+        ws.prune(net, X, 2.0, ratio=report.ratio / 4)
+
+
 def test_speedup_one_leaves_outputs_unchanged():
     torch.manual_seed(1)
     net = ResNet((1, 1), (8, 16), 1, 10, 8).eval()

@@ -52,8 +52,9 @@ def test_merge_joins_zoos_of_several_architectures(tmp_path):
     a, b = tmp_path / "a.h5", tmp_path / "b.h5"
     write_models(a, np.array([0, 1]))
     write_models(b, np.array([2]), arch="mlp")
-    out = merge([a, b], tmp_path / "all.h5")
-    zoo = Zoo(out)
+    report = merge([a, b], tmp_path / "all.h5")
+    assert (report.models, report.skipped, len(report.sources)) == (6, 0, 2)
+    zoo = Zoo(report.path)
     assert len(zoo) == 6 and len(zoo.archs) == 2
     with pytest.raises(ValueError, match="architectures"):
         zoo.params(range(6))

@@ -47,6 +47,9 @@ def from_graph(graph: Data, like: nn.Module) -> nn.Module | list[nn.Module]:
     """
     if isinstance(graph, Batch):
         return [from_graph(g, like) for g in graph.to_data_list()]
+    if not isinstance(like, nn.Module):
+        raise TypeError(f"`like` must be an nn.Module of the graph's architecture, got "
+                        f"{type(like).__name__}")
     spec = _spec_for(graph, like)
     vec = spec.weights_from_graph(graph.x, graph.edge_attr)
     buffers = spec.buffers_from_graph(graph.x, graph.edge_attr, graph.extra_buffers)
@@ -60,23 +63,29 @@ def _spec_for(graph: Data, like: nn.Module) -> GraphSpec:
         spec = GraphSpec.get(graph.spec_id)
     except KeyError:
         spec = None
-    if spec is not None:
-        expected = [(n, tuple(p.shape)) for n, p in like.named_parameters()]
-        if expected != [(s.name, s.shape) for s in spec.params.slots]:
-            raise SpecMismatchError(
-                f"the graph was made by spec {graph.spec_id}, whose parameters differ from "
-                f"those of `like` ({type(like).__name__})"
-            )
-        return spec
-    # A graph from another process: rebuild the spec from `like` and check it is the same.
-    try:
+    try:  # `like`'s own spec (cached after the first call)
         candidate = GraphSpec.from_module(like)
-    except ValueError:
+    except (ValueError, TypeError):  # it needs example inputs of its own, or is not readable
         candidate = None
-    if candidate is not None and candidate.id == graph.spec_id:
-        return candidate
-    raise SpecMismatchError(
-        f"the graph was made by spec {graph.spec_id}, which this process has not built: call "
-        f"GraphSpec.from_module(like, example_inputs, ...) with the arguments used for "
-        f"to_graph first"
-    )
+    if spec is None:
+        # A graph from another process: `like` must rebuild the same spec.
+        if candidate is not None and candidate.id == graph.spec_id:
+            return candidate
+        raise SpecMismatchError(
+            f"the graph was made by spec {graph.spec_id}, which this process has not built: "
+            f"call GraphSpec.from_module(like, example_inputs, ...) with the arguments used "
+            f"for to_graph first")
+    expected = [(n, tuple(p.shape)) for n, p in like.named_parameters()]
+    if expected != [(s.name, s.shape) for s in spec.params.slots]:
+        raise SpecMismatchError(
+            f"the graph was made by spec {graph.spec_id}, whose parameters differ from "
+            f"those of `like` ({type(like).__name__})")
+    # Equal shapes are not the same network: a Tanh MLP has a ReLU MLP's shapes.
+    if candidate is not None and candidate.id != spec.id and (
+            candidate.activation.shape != spec.activation.shape
+            or not bool((candidate.activation == spec.activation).all())):
+        raise SpecMismatchError(
+            f"the graph was made by a network of another architecture (spec {spec.id}) than "
+            f"`like` ({type(like).__name__}, spec {candidate.id}): their activations differ; "
+            f"pass a network of the graph's architecture")
+    return spec

@@ -112,6 +112,11 @@ class GraphSpec:
         canvas: tuple[int, int] | None = None,
     ) -> GraphSpec:
         """Trace ``model`` (or fetch the cached spec of its architecture)."""
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"expected an nn.Module, got {type(model).__name__}")
+        if next(model.parameters(), None) is None:
+            raise ValueError(f"{type(model).__name__} has no parameters: a parameter graph "
+                             f"needs at least one weight")
         inputs = as_tuple(example_inputs) or default_example_inputs(model)
         dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
         if dtype is not None:  # trace a float64 network with float64 inputs

@@ -22,6 +22,9 @@ class PruneReport:
         accuracy_pruned: accuracy right after pruning.
         accuracy_after: accuracy after fine-tuning.
         importance: the channel importance that was used.
+        ratio: the pruning ratio the search found (``ws.prune(..., ratio=r)`` prunes at it
+            again without searching).
+        passes: pruning passes the search took (1 when the ratio was given).
         notes: anything the user should know (e.g. a ratio that could not be met).
     """
 
@@ -36,6 +39,8 @@ class PruneReport:
     accuracy_pruned: float | None = None  # right after pruning, before any fine-tuning
     accuracy_after: float | None = None  # the returned network's
     importance: str = "group_l2"
+    ratio: float | None = None
+    passes: int = 0
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -44,9 +49,11 @@ class PruneReport:
         return self.macs_before / self.macs_after
 
     def __str__(self) -> str:
+        how = self.importance + ("" if self.ratio is None else
+                                 f", ratio {self.ratio:.4g} after {self.passes} passes")
         lines = [f"speed-up {self.speedup:.2f}x: MACs {self.macs_before:,.0f} -> "
                  f"{self.macs_after:,.0f}, parameters {self.params_before:,} -> "
-                 f"{self.params_after:,} ({self.importance})"]
+                 f"{self.params_after:,} ({how})"]
         for name, before in self.widths_before.items():
             lines.append(f"  {name}: {before} -> {self.widths_after.get(name, 0)}")
         for label, acc in (("accuracy before", self.accuracy_before),

@@ -88,6 +88,16 @@ def prune_to_speedup(model: nn.Module, example_inputs, speedup: float,
     always stays. ``max_ratio``: the largest fraction of any layer's channels removed. An
     unreachable ``speedup`` raises a ``ValueError`` naming the best one reached.
     """
+    return prune_search(model, example_inputs, speedup, importance, ignored_layers,
+                        max_ratio)[0]
+
+
+def prune_search(model: nn.Module, example_inputs, speedup: float, importance: str = "group_l2",
+                 ignored_layers=None, max_ratio: float = 0.95, ratio: float | None = None
+                 ) -> tuple[nn.Module, float, int]:
+    """:func:`prune_to_speedup`, also returning the pruning ratio it found and the pruning
+    passes that took. Given the ``ratio`` (of an earlier search), it prunes once at that ratio
+    instead of searching, and checks the speed-up is still reached."""
     import torch_pruning as tp
 
     if not speedup >= 1:
@@ -97,7 +107,7 @@ def prune_to_speedup(model: nn.Module, example_inputs, speedup: float,
     GraphSpec.from_module(model, inputs)  # a network the graph layer cannot read stops here
     pruned = copy.deepcopy(model).eval()
     if speedup == 1:
-        return pruned
+        return pruned, 0.0, 0
     paths = dict(pruned.named_modules())
     ignored = list(_output_layers(pruned, inputs))
     for layer in ignored_layers or []:
@@ -130,14 +140,23 @@ def prune_to_speedup(model: nn.Module, example_inputs, speedup: float,
                 pruner.step()
         return net, base_macs / count_macs(net, inputs)[0]
 
+    if ratio is not None:
+        if not 0 <= ratio <= max_ratio:
+            raise ValueError(f"ratio must be in [0, {max_ratio}], got {ratio}")
+        net, reached = pruned_at(ratio)
+        if reached < speedup:
+            raise ValueError(f"ratio {ratio:g} gives a {reached:.3f}x speed-up, short of "
+                             f"{speedup:g}x: was it found for another network?")
+        return net, ratio, 1
     # the upper end of the bracket: near max_ratio, rounding can make Torch-Pruning skip whole
     # layers (16 channels x 0.95 leaves none to keep), so lower fractions are tried in turn
-    best, high = 1.0, None
-    for ratio in [max_ratio] + [k / 10 for k in range(9, 0, -1) if k / 10 < max_ratio]:
-        net, reached = pruned_at(ratio)
+    best, high, passes = 1.0, None, 0
+    for trial in [max_ratio] + [k / 10 for k in range(9, 0, -1) if k / 10 < max_ratio]:
+        net, reached = pruned_at(trial)
+        passes += 1
         best = max(best, reached)
         if reached >= speedup:
-            high, best_net = ratio, net
+            high, best_net = trial, net
             break
     if high is None:
         raise ValueError(f"a {speedup:g}x speed-up is not reachable for {type(model).__name__} "
@@ -147,8 +166,9 @@ def prune_to_speedup(model: nn.Module, example_inputs, speedup: float,
     for _ in range(BISECTIONS):
         mid = (low + high) / 2
         net, reached = pruned_at(mid)
+        passes += 1
         if reached >= speedup:
             high, best_net = mid, net
         else:
             low = mid
-    return best_net
+    return best_net, high, passes

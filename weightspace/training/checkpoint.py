@@ -18,6 +18,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from weightspace.safe_load import load_tensors
 from weightspace.tasks import TASKS, Task
 
 
@@ -72,7 +73,10 @@ def load_trained(path: str | os.PathLike | Trained, device: str | torch.device =
         path = path / "best.pt"
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    state = torch.load(path, map_location=device, weights_only=True)
+    state = load_tensors(path, map_location=device)
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} is not a weightspace checkpoint (it holds a "
+                         f"{type(state).__name__})")
     found = state.get("kind", "metanetwork" if "specs" in state else None)
     if kind is not None and found != kind:
         raise ValueError(f"{path} is not a weightspace {kind} checkpoint (it holds "

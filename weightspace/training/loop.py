@@ -35,6 +35,8 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from tqdm import tqdm
 
+from weightspace.configs.checks import check_config
+from weightspace.safe_load import load_tensors
 from weightspace.tasks import TASKS, Evaluation, Task
 from weightspace.training.checkpoint import checkpoint_payload, load_trained
 from weightspace.training.device import distributed, resolve_device
@@ -86,6 +88,7 @@ class Session:
 
 def start(cfg: DictConfig, out_dir: str | Path) -> Session:
     """Join the process group, write the config, build the task, model and optimizer."""
+    check_config(cfg)
     t = cfg.trainer
     rank, world, device = distributed(t.device)
     if world > 1:  # every rank writes where rank 0 does (Hydra's time-stamped dirs may differ)
@@ -161,8 +164,7 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
     if s.world > 1:
         dist.barrier()  # best.pt is complete before any rank reads it
     if (out / "best.pt").exists():
-        s.model.load_state_dict(torch.load(out / "best.pt", map_location=s.device,
-                                           weights_only=True)["model"])
+        s.model.load_state_dict(load_tensors(out / "best.pt", map_location=s.device)["model"])
     results = {split: s.evaluate(split) for split in ("val", "test")}
     test = results["test"]
     results = {split: e.metrics for split, e in results.items()}

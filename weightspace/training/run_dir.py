@@ -8,8 +8,9 @@ import json
 import math
 from pathlib import Path
 
-import torch
 from torch.utils.tensorboard import SummaryWriter
+
+from weightspace.safe_load import load_tensors
 
 
 def tensorboard_writer(out: Path):
@@ -53,7 +54,7 @@ def resume(out: Path, device, model, optimizer) -> tuple[int, float, list, dict]
     path = out / "checkpoint.pt"
     if not path.exists():
         return 1, math.nan, [], {}
-    state = torch.load(path, map_location=device, weights_only=True)
+    state = load_tensors(path, map_location=device)
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     return state["epoch"] + 1, state["best"], state["history"], state

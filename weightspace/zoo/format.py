@@ -26,7 +26,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from weightspace.errors import ZooWriteError
 from weightspace.graph.spec import spec_id_of
+from weightspace.zoo.space import free_bytes, is_no_space
 
 SCHEMA_VERSION = 1
 KEY_COLUMNS = ("run_id", "seed", "epoch", "step")
@@ -47,9 +49,16 @@ def atomic_h5(path: str | os.PathLike) -> Iterator[h5py.File]:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}{TMP_MARK}{os.getpid()}")
     try:
-        with h5py.File(tmp, "w") as f:
-            yield f
-            f.flush()
+        try:
+            with h5py.File(tmp, "w") as f:
+                yield f
+                f.flush()
+        except (OSError, RuntimeError) as err:
+            if is_no_space(err):  # the disk filled after ensure_space's check
+                raise ZooWriteError(f"{path}: no space left on the device ({free_bytes(path)} "
+                                    f"bytes free); free some space and run the same command "
+                                    f"again") from None
+            raise
         fd = os.open(tmp, os.O_RDONLY)
         try:
             os.fsync(fd)

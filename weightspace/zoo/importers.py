@@ -33,6 +33,7 @@ from torch import nn
 
 from weightspace.graph.spec import GraphSpec
 from weightspace.nets import SIREN, SmallCNN
+from weightspace.safe_load import load_tensors
 from weightspace.zoo.writer import ZooWriter
 
 
@@ -143,9 +144,9 @@ def import_inr_folder(splits_json: str | os.PathLike, out: str | os.PathLike,
     for i, path in enumerate(paths):
         full = Path(path) if Path(path).is_absolute() else splits_json.parent / path
         try:
-            state = torch.load(full, map_location="cpu", weights_only=True)
-        except Exception as err:
-            raise ValueError(f"{full} (INR {i}): not a readable state dict ({err})") from None
+            state = load_tensors(full)
+        except (OSError, ValueError) as err:
+            raise ValueError(f"INR {i}: {err}") from None
         tensors = [t for t in state.values() if isinstance(t, torch.Tensor)]
         if spec is None:
             widths = [tensors[0].shape[1]] + [t.shape[0] for t in tensors[0::2]]

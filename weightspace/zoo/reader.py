@@ -2,7 +2,8 @@
 
 Models are indexed in one canonical order, sorted by ``(architecture, run_id, step)``, so an
 index means the same model whether the zoo is still in shards or already merged. A model found
-in several parts (a build killed after merging but before removing its shards) is read once.
+in several parts (a build killed after merging but before removing its shards) is read once;
+``Zoo.duplicates`` lists the other copies, which ``verify`` and ``merge`` check are identical.
 """
 
 from __future__ import annotations
@@ -125,8 +126,10 @@ class Zoo:
         return values
 
     def _index(self):
-        seen: set[tuple] = set()
+        seen: dict[tuple, tuple[int, int]] = {}
         entries = []  # (arch, run_id, step, part, row)
+        # Rows whose key another row already holds: (key, (part, row) read, (part, row) not).
+        self.duplicates: list[tuple[tuple, tuple[int, int], tuple[int, int]]] = []
         self._columns: dict[tuple[int, str], dict[str, np.ndarray]] = {}
         for part in range(len(self.parts)):
             f = self._file(part)
@@ -144,8 +147,10 @@ class Zoo:
                 self._columns[(part, arch)] = cols
                 for row in range(n):
                     key = (arch, int(cols["run_id"][row]), int(cols["step"][row]))
-                    if key not in seen:
-                        seen.add(key)
+                    if key in seen:
+                        self.duplicates.append((key, seen[key], (part, row)))
+                    else:
+                        seen[key] = (part, row)
                         entries.append((*key, part, row))
         entries.sort()
         self._entries = entries
@@ -163,7 +168,29 @@ class Zoo:
 
     @property
     def recipe(self) -> dict:
-        return json.loads(self._file(0).attrs.get("recipe", "{}"))
+        return self.recipe_of(0)
+
+    def recipe_of(self, part: int) -> dict:
+        """The config that built file ``part`` (its ``recipe`` attribute)."""
+        text = self._file(part).attrs.get("recipe", "{}")
+        try:
+            recipe = json.loads(text)
+        except (TypeError, ValueError) as err:
+            raise ZooCorruptionError(self.parts[part], f"the recipe attribute is not JSON "
+                                     f"({err})") from None
+        if not isinstance(recipe, dict):
+            raise ZooCorruptionError(self.parts[part], "the recipe attribute is not a mapping")
+        return recipe
+
+    def rows_equal(self, a: tuple[int, int], b: tuple[int, int], arch: str) -> bool:
+        """Whether rows ``a`` and ``b`` (each ``(part, row)``) of ``arch`` hold the same
+        weights and buffers."""
+        for what in ("params", "buffers") if len(self.spec(arch).buffers) else ("params",):
+            x = self._matrix(a[0], arch, what)[a[1]]
+            y = self._matrix(b[0], arch, what)[b[1]]
+            if x.shape != y.shape or not np.array_equal(x, y, equal_nan=True):
+                return False
+        return True
 
     @property
     def noise_ceiling(self) -> dict[str, float]:
@@ -209,12 +236,15 @@ class Zoo:
 
     def stored_widths(self, arch: str) -> dict[Path, dict[str, int]]:
         """For each file holding models of ``arch``: how many columns its ``params`` and
-        ``buffers`` matrices have (0 where there is no buffer matrix)."""
+        ``buffers`` matrices have (0 where there is no buffer matrix), and their rows
+        (``rows``, ``buffer_rows``: ``None`` without a buffer matrix)."""
         out = {}
         for part in np.unique(self._part_of[self._arch_of == arch]):
             ds = self._file(int(part))["archs"][arch]
-            out[self.parts[int(part)]] = {what: ds[what].shape[1] if what in ds else 0
-                                          for what in ("params", "buffers")}
+            out[self.parts[int(part)]] = {
+                **{what: ds[what].shape[1] if what in ds else 0 for what in ("params", "buffers")},
+                "rows": ds["params"].shape[0],
+                "buffer_rows": ds["buffers"].shape[0] if "buffers" in ds else None}
         return out
 
     # ------------------------------------------------------------------ weights

@@ -53,6 +53,14 @@ class TrainedModels:
     meta: dict[str, np.ndarray]  # N values per column
     buffers: torch.Tensor | None = None
 
+    def without_runs(self, runs: set[int]) -> TrainedModels:
+        """The checkpoints of every run not in ``runs``."""
+        keep = ~np.isin(np.asarray(self.meta["run_id"]), list(runs))
+        rows = torch.from_numpy(np.nonzero(keep)[0])
+        return TrainedModels(self.spec, self.params[rows],
+                             {k: np.asarray(v)[keep] for k, v in self.meta.items()},
+                             None if self.buffers is None else self.buffers[rows])
+
 
 class Recipe(ABC):
     """Subclasses sample runs, build their networks and train groups of them at once.

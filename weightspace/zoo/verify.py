@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 
@@ -52,7 +53,10 @@ class VerifyReport:
 
 
 def verify(path: str | os.PathLike) -> VerifyReport:
-    """Read every model: checksums, NaN/inf, and the spec against the stored shapes."""
+    """Check everything the reader trusts: every file's attributes parse, the zoo holds
+    models, every key ``(architecture, run_id, step)`` is stored once (or in identical copies
+    across the files of an unfinished build), row counts agree, and every model's checksums,
+    values and shapes."""
     report = VerifyReport()
     try:
         zoo = Zoo(path)
@@ -61,9 +65,41 @@ def verify(path: str | os.PathLike) -> VerifyReport:
         return report
     with zoo:
         report.models = len(zoo)
+        if not len(zoo):
+            report.problems.append(Problem(str(path), None, "holds no models"))
+        _verify_attributes(zoo, report)
+        _verify_keys(zoo, report)
         for arch in zoo.archs:
             _verify_arch(zoo, arch, report)
     return report
+
+
+def _verify_attributes(zoo: Zoo, report: VerifyReport):
+    for part, path in enumerate(zoo.parts):
+        try:
+            zoo.recipe_of(part)
+        except ZooCorruptionError as err:
+            report.problems.append(Problem(str(path), None, str(err).split(": ", 1)[-1]))
+        text = zoo._file(part).attrs.get("noise_ceiling")
+        try:
+            if text is not None and not isinstance(json.loads(text), dict):
+                raise ValueError("not a mapping")
+        except (TypeError, ValueError) as err:
+            report.problems.append(Problem(str(path), None, f"the noise_ceiling attribute is "
+                                           f"not a JSON mapping ({err})"))
+
+
+def _verify_keys(zoo: Zoo, report: VerifyReport):
+    for (arch, run_id, step), kept, other in zoo.duplicates:
+        where = f"run {run_id} step {step} of architecture {arch}"
+        if kept[0] == other[0]:
+            report.problems.append(Problem(str(zoo.parts[kept[0]]), None,
+                                           f"{where} is stored twice (rows {kept[1]} and "
+                                           f"{other[1]})"))
+        elif not zoo.rows_equal(kept, other, arch):
+            report.problems.append(Problem(str(zoo.parts[other[0]]), None,
+                                           f"{where} differs from its copy in "
+                                           f"{zoo.parts[kept[0]]}"))
 
 
 def _verify_arch(zoo: Zoo, arch: str, report: VerifyReport):
@@ -85,6 +121,11 @@ def _verify_arch(zoo: Zoo, arch: str, report: VerifyReport):
                     str(part), None,
                     f"architecture {arch}: {what} have {widths[what]} columns, the spec {width}"))
                 return
+        if widths["buffer_rows"] not in (None, widths["rows"]):
+            report.problems.append(Problem(
+                str(part), None, f"architecture {arch}: {widths['rows']} weight rows but "
+                                 f"{widths['buffer_rows']} buffer rows"))
+            return
     for start in range(0, idx.size, BLOCK):
         block = idx[start : start + BLOCK]
         for what in ("params", "buffers") if len(spec.buffers) else ("params",):

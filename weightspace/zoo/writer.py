@@ -20,19 +20,16 @@ import numpy as np
 import torch
 
 from weightspace.graph.spec import GraphSpec
-from weightspace.zoo.ceiling import noise_ceiling
 from weightspace.zoo.format import (
     KEY_COLUMNS,
     TMP_MARK,
     atomic_h5,
     create_arch,
-    create_column,
     write_root_attrs,
 )
+from weightspace.zoo.merge import merge
 from weightspace.zoo.reader import Zoo, shard_dir, zoo_parts
-
-# Rows copied per read/write while merging: bounds memory for large networks.
-MERGE_BYTES = 1 << 26
+from weightspace.zoo.space import ensure_space
 
 
 class ZooWriter:
@@ -75,6 +72,8 @@ class ZooWriter:
             raise ValueError(f"non-finite weights in runs {runs}: not stored")
         name = f"shard-{int(np.min(meta['run_id'])):08d}-{uuid.uuid4().hex[:12]}.h5"
         target = shard_dir(self.path) / name
+        ensure_space(target, params.nbytes + (0 if buffers is None else 2 * _numpy(buffers).nbytes)
+                     + 16 * len(params) * len(meta))
         with atomic_h5(target) as f:
             write_root_attrs(f, self.recipe)
             create_arch(f, json.dumps(spec.to_dict()), params,
@@ -95,39 +94,14 @@ class ZooWriter:
             d.rmdir()
         return self.path
 
-
-def merge(sources: Sequence[str | os.PathLike], out: str | os.PathLike,
-          recipe: Mapping | None = None) -> Path:
-    """Write every model of the zoos ``sources`` (with their shards) into one file ``out``.
-
-    Models appear once each, in canonical order; ``out`` is replaced atomically, so it may be
-    one of the sources.
-    """
-    zoo = Zoo(sources)
-    meta = zoo.metadata()
-    with zoo, atomic_h5(out) as f:
-        write_root_attrs(f, recipe if recipe is not None else zoo.recipe, noise_ceiling(meta))
-        for arch in zoo.archs:
-            idx = zoo.indices(arch)
-            spec = zoo.spec(arch)
-            cols = {k: v[idx] for k, v in meta.items() if k != "arch"}
-            g = create_arch(f, zoo.spec_json[arch], np.zeros((0, spec.num_params), np.float32),
-                            np.zeros((0, len(spec.buffers))) if len(spec.buffers) else None, {})
-            for name, values in cols.items():
-                create_column(g["meta"], name, values, idx.size)
-            step = max(1, MERGE_BYTES // max(1, 4 * spec.num_params))
-            for start in range(0, idx.size, step):
-                chunk = idx[start : start + step]
-                _append(g["params"], zoo.params(chunk))
-                if len(spec.buffers):
-                    _append(g["buffers"], zoo.buffers(chunk))
-    return Path(out)
-
-
-def _append(ds, rows):
-    n = ds.shape[0]
-    ds.resize(n + len(rows), axis=0)
-    ds[n:] = rows
+    def remove_temporaries(self):
+        """Remove temporary files left by a writer that was killed (or ran out of space)
+        mid-write. Only for the zoo's one writer: another's temporary may be in use."""
+        d = shard_dir(self.path)
+        stale = list(self.path.parent.glob(f"{self.path.name}{TMP_MARK}*"))
+        stale += list(d.glob(f"*{TMP_MARK}*")) if d.is_dir() else []
+        for p in stale:
+            p.unlink(missing_ok=True)
 
 
 def _numpy(x) -> np.ndarray:

@@ -1,6 +1,8 @@
-"""Where the Hydra configs live, and composing one with command-line overrides.
+"""The Hydra configs, and composing one with command-line overrides.
 
-``configs/`` holds ``train.yaml`` (metanetwork and hypernetwork training) and ``build_zoo.yaml``
+The YAML files live in this package, so they ship inside the wheel and a regular install finds
+them from any directory; the repository's top-level ``configs`` links here (for ``scripts/``
+and for reading). ``train.yaml`` (metanetwork and hypernetwork training) and ``build_zoo.yaml``
 (zoo builds) with their groups. The command line, the demo and the scripts compose from here.
 """
 
@@ -12,7 +14,7 @@ from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from omegaconf import DictConfig
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+CONFIG_DIR = Path(__file__).resolve().parent
 
 
 def compose(name: str, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
