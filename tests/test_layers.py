@@ -107,7 +107,9 @@ def test_the_library_never_imports_the_recipe_package():
 @pytest.mark.parametrize("lower, upper", [
     ("weightspace.graph", ("weightspace.zoo", "weightspace.data", "weightspace.nn",
                            "weightspace.tasks", "weightspace.training", "weightspace.api",
-                           "weightspace.testing")),
+                           "weightspace.testing", "weightspace.alignment")),
+    ("weightspace.alignment", ("weightspace.zoo", "weightspace.nn", "weightspace.tasks",
+                               "weightspace.training", "weightspace.api")),
     ("weightspace.zoo", ("weightspace.nn", "weightspace.tasks", "weightspace.training",
                          "weightspace.api")),
     ("weightspace.nn", ("weightspace.tasks", "weightspace.training", "weightspace.api",

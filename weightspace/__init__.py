@@ -1,7 +1,9 @@
 """weightspace: learning on the weights of neural networks.
 
 ``import weightspace`` loads the graph layer alone; :func:`predict`, :func:`generate` and
-:func:`prune` (from :mod:`weightspace.api`) load the rest on first use.
+:func:`prune` (from :mod:`weightspace.api`), :func:`align`, :func:`distance` and :func:`merge`
+(from :mod:`weightspace.alignment`; the package is not named ``align`` so that the verb keeps
+the name) load the rest on first use.
 """
 
 from weightspace.errors import SpecMismatchError, UnsupportedModuleError
@@ -9,16 +11,18 @@ from weightspace.graph import GraphSpec, from_graph, random_symmetry, to_graph
 
 __version__ = "0.1.0"
 
-_API = ("generate", "predict", "prune")
+_API = {"generate": "weightspace.api", "predict": "weightspace.api", "prune": "weightspace.api",
+        "align": "weightspace.alignment", "distance": "weightspace.alignment",
+        "merge": "weightspace.alignment"}
 
 
 def __getattr__(name: str):
-    # The verbs of weightspace.api, themselves (their signatures and docstrings), imported on
-    # first use so that `import weightspace` stays light.
+    # The verbs of weightspace.api and weightspace.alignment, themselves (their signatures and
+    # docstrings), imported on first use so that `import weightspace` stays light.
     if name in _API:
-        import weightspace.api
+        import importlib
 
-        return getattr(weightspace.api, name)
+        return getattr(importlib.import_module(_API[name]), name)
     raise AttributeError(f"module 'weightspace' has no attribute {name!r}")
 
 
@@ -26,8 +30,11 @@ __all__ = [
     "GraphSpec",
     "SpecMismatchError",
     "UnsupportedModuleError",
+    "align",
+    "distance",
     "from_graph",
     "generate",
+    "merge",
     "predict",
     "prune",
     "random_symmetry",

@@ -198,7 +198,19 @@ def sample_symmetries(
         if scale and s.scale_ok:
             u = torch.rand(B, s.size, generator=g, dtype=torch.float64)
             node_scale[:, o : o + s.size] *= torch.exp(lo + (hi - lo) * u)
+    return node_transform(spec, node_perm, node_scale)
 
+
+def node_transform(spec, node_perm: Tensor, node_scale: Tensor | None = None
+                   ) -> SymmetryTransform:
+    """The transform of weights and buffers that a relabelling (and rescaling) of nodes
+    induces: ``node_perm [B, N]``, the old node each new node takes; ``node_scale [B, N]``, the
+    factor of each new node (ones when omitted). The caller keeps to the spec's symmetries
+    (:func:`sample_symmetries`, or a weight matching that permutes within its groups); a
+    relabelling that is not an automorphism of the graph is refused."""
+    B, N = node_perm.shape
+    if node_scale is None:
+        node_scale = torch.ones(B, N, dtype=torch.float64)
     # Where each old node goes, and so where each old edge goes.
     new_of_old = torch.empty_like(node_perm).scatter_(1, node_perm, torch.arange(N).expand(B, N))
     src, dst = spec.edge_index

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from weightspace.batchnorm import recalibrate_batchnorm  # noqa: F401 (re-exported)
 from weightspace.data.minibatches import minibatches
 
 
@@ -27,33 +28,6 @@ def accuracy(model: nn.Module, data) -> float:
     if total == 0:
         raise ValueError("no examples in data")
     return correct / total
-
-
-def recalibrate_batchnorm(model: nn.Module, data, batch_size: int = 256) -> nn.Module:
-    """Re-estimate every BatchNorm's running statistics on ``data`` (``(x, y)`` or ``x``): the
-    average of the statistics of its batches of ``batch_size``, in forward passes without
-    gradients; other layers (dropout) stay in eval mode. Pruning leaves these statistics stale:
-    removing a layer's input channels changes the distribution its BatchNorm normalises."""
-    norms = [m for m in model.modules()
-             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
-    if not norms:
-        return model
-    x = data[0] if isinstance(data, tuple | list) else data
-    momenta = [m.momentum for m in norms]
-    model.eval()
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average over all batches
-        m.train()
-    try:
-        with torch.no_grad():
-            for start in range(0, len(x), batch_size):
-                model(x[start : start + batch_size])
-    finally:
-        for m, momentum in zip(norms, momenta, strict=True):
-            m.momentum = momentum
-        model.eval()
-    return model
 
 
 def finetune_epochs(model: nn.Module, data, epochs: int = 1, lr: float = 1e-3,

@@ -1,0 +1,84 @@
+"""Weight matching finds a network's relabelling exactly, and ``align`` never changes what a
+network computes."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+import weightspace as ws
+from tests.conftest import FAST, build, sample_inputs
+from weightspace.alignment import weight_matching
+from weightspace.errors import SpecMismatchError
+from weightspace.graph.symmetry import sample_symmetry
+
+
+def relabelled(model, seed):
+    """A copy of ``model`` with its neurons permuted and, behind odd activations, flipped."""
+    spec = ws.GraphSpec.from_module(model)
+    t = sample_symmetry(spec, torch.Generator().manual_seed(seed), scale=False)
+    other = copy.deepcopy(model)
+    buffers = t.buffers(spec.flatten_buffers(model)) if len(spec.buffers) else None
+    other.load_state_dict(spec.unflatten(t(spec.flatten(model)), buffers))
+    return other
+
+
+@pytest.mark.parametrize("name", FAST)
+def test_a_relabelled_copy_is_matched_back_exactly(name):
+    model = build(name)
+    other = relabelled(model, seed=3)
+    spec = ws.GraphSpec.from_module(model)
+    assert not torch.equal(spec.flatten(other), spec.flatten(model))
+    assert ws.distance(model, other) == 0.0
+    back = ws.align(model, other)
+    for a, b in zip(model.state_dict().values(), back.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("name", FAST)
+def test_align_keeps_the_function_of_an_independent_network(name):
+    reference, other = build(name, seed=0), build(name, seed=1)
+    aligned = ws.align(reference, other)
+    inputs = tuple(x.double() if x.is_floating_point() else x for x in sample_inputs(other))
+    with torch.no_grad():
+        y0 = copy.deepcopy(other).double().eval()(*inputs)
+        y1 = copy.deepcopy(aligned).double().eval()(*inputs)
+    assert float((y1 - y0).abs().max() / y0.abs().max()) <= 1e-10
+    spec = ws.GraphSpec.from_module(reference)
+    before = (spec.flatten(reference) - spec.flatten(other)).norm() / spec.flatten(reference).norm()
+    assert ws.distance(reference, other) < float(before)
+
+
+def test_the_transform_is_a_symmetry_of_the_spec():
+    model, other = build("mlp_tanh", 0), build("mlp_tanh", 1)
+    spec = ws.GraphSpec.from_module(model)
+    t = weight_matching(spec, spec.flatten(model), spec.flatten(other))
+    assert sorted(t.node_perm.tolist()) == list(range(spec.num_nodes))
+    assert set(t.node_scale.abs().tolist()) == {1.0}  # signs only: tanh is odd
+    assert (t.node_scale < 0).any()
+
+
+def test_bad_input_is_named():
+    with pytest.raises(SpecMismatchError, match="two architectures"):
+        ws.align(build("mlp"), build("mlp_tanh"))
+    with pytest.raises(ValueError, match="method"):
+        ws.align(build("mlp"), build("mlp", 1), method="magic")
+
+
+def test_merge_averages_aligned_networks_and_recalibrates_batchnorm():
+    a = build("resnet_blocks", 0)
+    b = relabelled(a, seed=5)  # the same network in other coordinates
+    spec = ws.GraphSpec.from_module(a)
+    merged = ws.merge([a, b])  # aligned first: the average of a network with itself
+    assert torch.allclose(spec.flatten(merged), spec.flatten(a), atol=1e-6)
+    naive = ws.merge([a, b], align=False)
+    assert not torch.allclose(spec.flatten(naive), spec.flatten(a), atol=1e-3)
+    x = torch.rand(64, 3, 16, 16)
+    calibrated = ws.merge([a, build("resnet_blocks", 1)], data=x)
+    assert not torch.equal(spec.flatten_buffers(calibrated), spec.flatten_buffers(merged))
+    with pytest.raises(ValueError, match="at least two"):
+        ws.merge([a])
+    with pytest.raises(ValueError, match="summing to 1"):
+        ws.merge([a, b], weights=[0.9, 0.9])

@@ -1,0 +1,8 @@
+"""Alignment of networks through their symmetry groups: weight matching, ``align`` and
+``distance``."""
+
+from weightspace.alignment.merge import merge
+from weightspace.alignment.network import align, distance
+from weightspace.alignment.weight_matching import weight_matching
+
+__all__ = ["align", "distance", "merge", "weight_matching"]

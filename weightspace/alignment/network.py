@@ -1,0 +1,84 @@
+"""``align`` and ``distance``: one network brought onto another through its symmetries.
+
+Two networks trained apart compute alike up to a relabelling of their hidden neurons (and,
+behind odd activations, sign flips); :func:`align` finds the relabelling by weight matching
+(:mod:`weightspace.alignment.weight_matching`) and returns a copy of ``other`` in the coordinates of
+``reference``, computing what ``other`` computes. :func:`distance` is the weight distance that
+is left, the measure of how far apart two networks are once their symmetries are factored out.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import Tensor, nn
+
+from weightspace.alignment.weight_matching import weight_matching
+from weightspace.errors import SpecMismatchError
+from weightspace.graph.example_inputs import as_tuple, default_example_inputs
+from weightspace.graph.spec import GraphSpec
+from weightspace.graph.symmetry import SymmetryTransform
+
+METHODS = ("weights",)
+# Largest relative change of the outputs an aligned network may show (float32 rounding).
+TOLERANCE = 1e-5
+
+
+def _matched(reference: nn.Module, other: nn.Module, example_inputs, method: str
+             ) -> tuple[GraphSpec, SymmetryTransform, Tensor, Tensor | None]:
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    spec = GraphSpec.from_module(reference, example_inputs)
+    own = GraphSpec.from_module(other, example_inputs)
+    if own.id != spec.id:
+        raise SpecMismatchError(f"cannot align networks of two architectures: reference "
+                                f"{type(reference).__name__} ({spec.id}), other "
+                                f"{type(other).__name__} ({own.id})")
+    buffers = len(spec.buffers) > 0
+    t = weight_matching(spec, spec.flatten(reference), spec.flatten(other),
+                        spec.flatten_buffers(reference) if buffers else None,
+                        spec.flatten_buffers(other) if buffers else None)
+    return spec, t, spec.flatten(other), spec.flatten_buffers(other) if buffers else None
+
+
+def align(reference: nn.Module, other: nn.Module, *, method: str = "weights",
+          example_inputs=None, check: bool = True) -> nn.Module:
+    """A copy of ``other`` relabelled (and sign-flipped where its activations allow) to be as
+    close as its symmetries let it come to ``reference``; it computes the same function as
+    ``other``. Both must be of one architecture. ``method="weights"``: weight matching.
+    ``check``: run both on ``example_inputs`` (or the architecture's default ones) and raise
+    if the outputs differ by more than float rounding."""
+    spec, t, vec, buffers = _matched(reference, other, example_inputs, method)
+    aligned = copy.deepcopy(other)
+    state = spec.unflatten(t(vec), None if buffers is None else t.buffers(buffers))
+    aligned.load_state_dict(state, strict=True)
+    if check:
+        _check_same_function(other, aligned, example_inputs)
+    return aligned
+
+
+def distance(a: nn.Module, b: nn.Module, *, method: str = "weights", example_inputs=None
+             ) -> float:
+    """``||theta_a - g(theta_b)|| / ||theta_a||``: the relative L2 distance between the weights
+    of ``a`` and of ``b`` aligned to ``a`` (0 when ``b`` is a relabelled copy of ``a``)."""
+    spec, t, vec, _ = _matched(a, b, example_inputs, method)
+    ref = spec.flatten(a).double()
+    return float((ref - t(vec.double())).norm() / ref.norm().clamp(min=1e-30))
+
+
+@torch.no_grad()
+def _check_same_function(before: nn.Module, after: nn.Module, example_inputs):
+    inputs = as_tuple(example_inputs) or default_example_inputs(before)
+    g = torch.Generator().manual_seed(0)
+    inputs = tuple(torch.randn(x.shape, generator=g, dtype=x.dtype).expand(max(2, len(x)),
+                                                                              *x.shape[1:])
+                   if x.is_floating_point() else x for x in inputs)
+    # in float64: a relabelling is exact, and float32 sums in another order are not
+    before, after = copy.deepcopy(before).double().eval(), copy.deepcopy(after).double().eval()
+    inputs = tuple(x.double() if x.is_floating_point() else x for x in inputs)
+    y0, y1 = before(*inputs), after(*inputs)
+    change = float((y1 - y0).abs().max() / y0.abs().max().clamp(min=1e-12))
+    if change > TOLERANCE:
+        raise RuntimeError(f"aligned network changed its outputs by {change:.2e} (relative): "
+                           f"a bug in weightspace.alignment, please report it")

@@ -1,0 +1,252 @@
+"""Weight matching: the symmetry of one network that brings it closest to another.
+
+For two networks ``a`` (the reference) and ``b`` of one architecture, find the element ``g``
+of the spec's symmetry group (neuron permutations within each permutation group, and sign
+flips where the group's activations are odd) that maximises the inner product of the weights,
+
+.. math::
+    \\max_g \\; \\langle \\theta_a, g \\cdot \\theta_b \\rangle
+    = \\max_g \\sum_{\\text{groups } G} \\operatorname{tr}(P_G^\\top C_G),
+
+by coordinate descent over the groups (Ainsworth et al., "Git Re-Basin", 2023): with every
+other group held at its current permutation, the best permutation ``P_G`` of group ``G`` is a
+linear assignment on ``C_G[i, j] = <w_a(i), w_b(j)>``, where ``w(i)`` gathers everything that
+moves with neuron ``i`` (the weights of its incoming and outgoing edges, keyed by the
+neighbour at the other end, its bias and its buffers) over all node sets tied into ``G``.
+Blocks that move as wholes (GroupNorm groups) are matched within blocks, and blocks by the best
+within-block value; blocks whose order is shared with other groups (attention heads) keep it,
+and only their neurons are matched. Everything is read off the
+:class:`~weightspace.graph.GraphSpec`, so every architecture ``to_graph`` reads is matched the
+same way; the result is a :class:`~weightspace.graph.symmetry.SymmetryTransform`, exact by
+construction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from weightspace.graph.spec import GraphSpec
+from weightspace.graph.symmetry import PermutationGroup, SymmetryTransform, node_transform
+
+
+@dataclass
+class _GroupIndex:
+    """Where the entries that move with each neuron of one group sit, as a dense map
+    ``[size, columns]`` of flat-source indices (``-1``: none)."""
+
+    group: PermutationGroup
+    nodes: Tensor  # [sets, size] node ids of the group's sets
+    index: Tensor  # [size, columns] source index per (position, key); -1 where absent
+    column_set: Tensor  # [columns] which of the group's sets a key belongs to (0 .. sets-1)
+    signs: list[bool]  # per set: its neurons may flip sign (odd activations)
+    neighbour: Tensor  # [columns] the group at the other end of the key's edge (-1: none)
+
+
+def _node_positions(spec: GraphSpec) -> tuple[Tensor, Tensor]:
+    node_set = torch.empty(spec.num_nodes, dtype=torch.long)
+    node_pos = torch.empty(spec.num_nodes, dtype=torch.long)
+    for i, s in enumerate(spec.blueprint.sets):
+        o = spec.set_offset[i]
+        node_set[o : o + s.size] = i
+        node_pos[o : o + s.size] = torch.arange(s.size)
+    return node_set, node_pos
+
+
+def _group_index(spec: GraphSpec, group: PermutationGroup, node_set: Tensor, node_pos: Tensor,
+                 node_group: Tensor) -> _GroupIndex:
+    real = len(spec.params) + len(spec.buffers)  # source slots past these are constants
+    members = torch.zeros(spec.num_nodes, dtype=torch.bool)
+    nodes = torch.stack([spec.set_offset[s] + torch.arange(group.size) for s in group.sets])
+    members[nodes.reshape(-1)] = True
+    src, dst = spec.edge_index
+    F = spec.edge_src.shape[1]
+    rows, keys, slots = [], [], []
+    # an entry's key: the set of the group's node, the direction, the node at the other end,
+    # the edge's type and kernel position, and the slot; the same key in two networks holds
+    # corresponding entries once the neighbours are aligned
+    for direction, (mine, other) in enumerate(((src, dst), (dst, src))):
+        e = torch.nonzero(members[mine]).reshape(-1)
+        base = torch.stack([node_set[mine[e]], torch.full_like(e, direction), other[e],
+                            spec.edge_type[e], spec.edge_pos[e]], 1)
+        rows.append(node_pos[mine[e]].repeat_interleave(F))
+        keys.append(torch.cat([base.repeat_interleave(F, 0),
+                               torch.arange(F).repeat(len(e)).unsqueeze(1)], 1))
+        slots.append(spec.edge_src[e].reshape(-1))
+    n = nodes.reshape(-1)
+    k = spec.node_src.shape[1]
+    rows.append(node_pos[n].repeat_interleave(k))
+    keys.append(torch.stack([node_set[n].repeat_interleave(k), torch.full((len(n) * k,), 2),
+                             torch.zeros(len(n) * k, dtype=torch.long),
+                             torch.zeros(len(n) * k, dtype=torch.long),
+                             torch.zeros(len(n) * k, dtype=torch.long),
+                             torch.arange(k).repeat(len(n))], 1))
+    slots.append(spec.node_src[n].reshape(-1))
+    rows, keys, slots = torch.cat(rows), torch.cat(keys), torch.cat(slots)
+    keep = slots < real
+    rows, keys, slots = rows[keep], keys[keep], slots[keep]
+    # one integer per key (mixed radix; every part below its bound), then a 1-D unique
+    bounds = (len(spec.blueprint.sets), 3, spec.num_nodes, int(spec.edge_type.max()) + 1 if
+              spec.num_edges else 1, int(spec.edge_pos.max()) + 1 if spec.num_edges else 1,
+              max(F, k))
+    flat = torch.zeros(len(keys), dtype=torch.long)
+    for part, bound in enumerate(bounds):
+        flat = flat * bound + keys[:, part]
+    _, column = torch.unique(flat, return_inverse=True)
+    columns = int(column.max()) + 1 if column.numel() else 0
+    index = torch.full((group.size, columns), -1)
+    index[rows, column] = slots
+    neighbour = torch.full((columns,), -1)
+    edge_key = keys[:, 1] < 2
+    neighbour[column[edge_key]] = node_group[keys[edge_key, 2]]
+    column_set = torch.zeros(columns, dtype=torch.long)
+    column_set[column] = torch.searchsorted(torch.tensor(group.sets), keys[:, 0].contiguous())
+    signs = [spec.blueprint.sets[s].sign_ok for s in group.sets]
+    return _GroupIndex(group, nodes, index, column_set, signs, neighbour)
+
+
+def _groups(spec: GraphSpec) -> list[_GroupIndex]:
+    """The groups that move, in the order of their first node set (inputs to outputs), with
+    their index maps; built once per architecture and kept on the spec."""
+    if not hasattr(spec, "_matching_groups"):
+        node_set, node_pos = _node_positions(spec)
+        moving = sorted((g for g in spec.permutation_groups if not g.fixed and g.size > 1),
+                        key=lambda g: min(g.sets))
+        node_group = torch.full((spec.num_nodes,), -1)
+        for i, g in enumerate(moving):
+            for s in g.sets:
+                node_group[spec.set_offset[s] : spec.set_offset[s] + g.size] = i
+        spec._matching_groups = [_group_index(spec, g, node_set, node_pos, node_group)
+                                 for g in moving]
+    return spec._matching_groups
+
+
+def _features(s: Tensor, index: Tensor) -> Tensor:
+    return torch.where(index >= 0, s[index.clamp(min=0)], torch.zeros((), dtype=s.dtype))
+
+
+def _lap(cost: np.ndarray) -> np.ndarray:
+    from scipy.optimize import linear_sum_assignment  # on first use: `import weightspace` is light
+
+    return linear_sum_assignment(cost, maximize=True)[1]
+
+
+def _block_values(cost: np.ndarray, blocks: int) -> tuple[np.ndarray, dict]:
+    """For every pair of blocks ``(i, j)``: the best within-block assignment of the
+    reference's block ``i`` to the other's block ``j``, and its value."""
+    size = cost.shape[0] // blocks
+    value, within = np.zeros((blocks, blocks)), {}
+    for i in range(blocks):
+        for j in range(blocks):
+            sub = cost[i * size : (i + 1) * size, j * size : (j + 1) * size]
+            within[i, j] = _lap(sub)
+            value[i, j] = sub[np.arange(size), within[i, j]].sum()
+    return value, within
+
+
+def _assemble(block_perm: np.ndarray, within: dict, size: int) -> np.ndarray:
+    return np.concatenate([block_perm[i] * size + within[i, block_perm[i]]
+                           for i in range(len(block_perm))])
+
+
+def _units(groups: list[_GroupIndex]) -> list[list[int]]:
+    """Groups matched together: those whose blocks share one order (a name), else one each."""
+    named: dict[str, list[int]] = {}
+    units = []
+    for i, g in enumerate(groups):
+        name = g.group.block_group
+        if g.group.blocks > 1 and name not in (None, "fixed"):
+            if name not in named:
+                named[name] = []
+                units.append(named[name])
+            named[name].append(i)
+        else:
+            units.append([i])
+    return units
+
+
+def _match_unit(members: list[_GroupIndex], costs: list[np.ndarray]) -> list[np.ndarray]:
+    """The assignment ``q`` of each member (position ``i`` of the reference takes position
+    ``q[i]`` of the other) maximising the members' total ``sum_i score[i, q[i]]``."""
+    grp = members[0].group
+    if grp.blocks == 1:
+        return [_lap(c) for c in costs]
+    size = grp.block_size
+    if grp.block_group == "fixed":  # neurons move within their blocks only
+        return [_assemble(np.arange(grp.blocks), {(i, i): _lap(c[i * size : (i + 1) * size,
+                                                                 i * size : (i + 1) * size])
+                                                  for i in range(grp.blocks)}, size)
+                for c in costs]
+    tables = [_block_values(c, grp.blocks) for c in costs]
+    block_perm = _lap(sum(value for value, _ in tables))  # one block order for all members
+    return [_assemble(block_perm, within, size) for _, within in tables]
+
+
+def weight_matching(spec: GraphSpec, reference: Tensor, other: Tensor,
+                    reference_buffers: Tensor | None = None, other_buffers: Tensor | None = None,
+                    max_iter: int = 100, seed: int = 0) -> SymmetryTransform:
+    """The transform ``g`` with ``g(other)`` closest to ``reference`` (module docstring).
+
+    ``reference`` and ``other`` are flat weight vectors ``[P]`` in ``spec``'s layout (buffers
+    ``[Q]`` when the architecture has them). Apply it with ``g(other)`` and
+    ``g.buffers(other_buffers)``; the function is unchanged.
+    """
+    s_ref = spec.source(reference.double(), None if reference_buffers is None
+                        else reference_buffers.double())
+    groups = _groups(spec)
+    N = spec.num_nodes
+    perm = torch.arange(N).unsqueeze(0)
+    scale = torch.ones(1, N, dtype=torch.float64)
+    current = (other.double(), None if other_buffers is None else other_buffers.double())
+    s_other = spec.source(*current)
+    rng = np.random.default_rng(seed)
+    units = _units(groups)
+    for sweep in range(max_iter):
+        improved, done = False, torch.zeros(len(groups) + 1, dtype=torch.bool)
+        done[-1] = True  # neighbour -1: a fixed node, a bias or a buffer
+        # The first sweep goes from inputs to outputs and reads only what is aligned already
+        # (edges to fixed nodes and to groups before, biases, buffers): a first layer matched
+        # on its inputs is not thrown off by the unaligned layer after it. Later sweeps read
+        # everything, in random order (coordinate descent).
+        order = range(len(units)) if sweep == 0 else rng.permutation(len(units))
+        for u in order:
+            members = [groups[i] for i in units[u]]
+            costs, scores, per_set = [], [], []
+            for g in members:
+                use = done[g.neighbour] if sweep == 0 else torch.ones_like(g.neighbour, dtype=bool)
+                a, b = _features(s_ref, g.index), _features(s_other, g.index)
+                # one cost per node set: a set whose activation is odd flips on its own
+                sets = [((g.column_set == k) & use) for k in range(len(g.group.sets))]
+                cs = [(a[:, m] @ b[:, m].T).numpy() for m in sets]
+                per_set.append(cs)
+                costs.append(sum(cs))
+                scores.append(sum(np.abs(c) if sign else c
+                                  for c, sign in zip(cs, g.signs, strict=True)))
+            done[units[u]] = True
+            qs = _match_unit(members, scores)
+            size = np.arange(members[0].group.size)
+            gain = sum(sc[size, q].sum() - np.trace(c)
+                       for sc, c, q in zip(scores, costs, qs, strict=True))
+            if gain <= 1e-9 * (1 + sum(np.abs(c).sum() for c in costs)):
+                continue
+            improved = True
+            step_perm = torch.arange(N).unsqueeze(0)
+            step_scale = torch.ones(1, N, dtype=torch.float64)
+            for g, cs, q in zip(members, per_set, qs, strict=True):
+                q_t = torch.from_numpy(q)
+                for row, c, sign in zip(g.nodes, cs, g.signs, strict=True):
+                    # every tied set moves the same way; each odd one flips where that helps
+                    flip = np.where(c[size, q] < 0, -1.0, 1.0) if sign else np.ones(len(q))
+                    flip_t = torch.from_numpy(flip)
+                    step_perm[0, row], step_scale[0, row] = row[q_t], flip_t
+                    perm[0, row] = perm[0, row[q_t]]
+                    scale[0, row] = scale[0, row[q_t]] * flip_t
+            step = node_transform(spec, step_perm, step_scale)[0]
+            current = (step(current[0]), None if current[1] is None else step.buffers(current[1]))
+            s_other = spec.source(*current)
+        if not improved and sweep > 0:
+            break
+    return node_transform(spec, perm, scale)[0]
