@@ -3,7 +3,9 @@
 # 3 seeds each (Hydra multiruns), then one table.
 #   scripts/metanet_results.sh ZOO_DIR OUT_DIR [m1d_cnn] [m1d_mlp] [cnn] [inr] [edit]
 # (default: all). ZOO_DIR holds the zoos the parts read: mnist1d_cnn.h5, mnist1d_mlp.h5
-# (2,000 runs each: scripts/build_zoo.py zoo=mnist1d_cnn n_runs=2000 seed=0 out=...),
+# (2,000 runs each: scripts/build_zoo.py zoo=mnist1d_cnn n_runs=2000 seed=0 out=...; the MLP
+# zoo with zoo.depths=[2] zoo.widths=[32], one weight layout, so that the flat baselines read
+# every network and not one architecture of eighteen),
 # digits_cnn.h5 and digits_inr.h5. model=nfn_np needs the benchmark extra (pip install
 # nfn einops); without it that row is skipped.
 set -euo pipefail

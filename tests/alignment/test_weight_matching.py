@@ -82,3 +82,18 @@ def test_merge_averages_aligned_networks_and_recalibrates_batchnorm():
         ws.merge([a])
     with pytest.raises(ValueError, match="summing to 1"):
         ws.merge([a, b], weights=[0.9, 0.9])
+
+
+def test_distances_of_zoo_rows_to_one_network():
+    from weightspace.alignment import distances, pairwise_distances
+
+    model = build("mlp_tanh", 0)
+    spec = ws.GraphSpec.from_module(model)
+    rows = torch.stack([spec.flatten(m) for m in (relabelled(model, 1), build("mlp_tanh", 2),
+                                                  relabelled(model, 4))])
+    d = distances(spec, spec.flatten(model), rows)
+    assert d[0] == 0 and d[2] == 0 and d[1] > 0.1
+    assert float(d[1]) == pytest.approx(ws.distance(model, build("mlp_tanh", 2)))
+    pair = pairwise_distances(spec, rows)
+    assert pair.shape == (3, 3) and torch.all(pair.diagonal() == 0)
+    assert pair[0, 2] == 0 and pair[0, 1] > 0.1

@@ -2,7 +2,7 @@
 ``distance``."""
 
 from weightspace.alignment.merge import merge
-from weightspace.alignment.network import align, distance
+from weightspace.alignment.network import align, distance, distances, pairwise_distances
 from weightspace.alignment.weight_matching import weight_matching
 
-__all__ = ["align", "distance", "merge", "weight_matching"]
+__all__ = ["align", "distance", "distances", "merge", "pairwise_distances", "weight_matching"]

@@ -4,7 +4,8 @@ Two networks trained apart compute alike up to a relabelling of their hidden neu
 behind odd activations, sign flips); :func:`align` finds the relabelling by weight matching
 (:mod:`weightspace.alignment.weight_matching`) and returns a copy of ``other`` in the coordinates of
 ``reference``, computing what ``other`` computes. :func:`distance` is the weight distance that
-is left, the measure of how far apart two networks are once their symmetries are factored out.
+is left, the measure of how far apart two networks are once their symmetries are factored out;
+:func:`distances` and :func:`pairwise_distances` compute it for weight rows of a zoo.
 """
 
 from __future__ import annotations
@@ -65,6 +66,30 @@ def distance(a: nn.Module, b: nn.Module, *, method: str = "weights", example_inp
     spec, t, vec, _ = _matched(a, b, example_inputs, method)
     ref = spec.flatten(a).double()
     return float((ref - t(vec.double())).norm() / ref.norm().clamp(min=1e-30))
+
+
+def distances(spec: GraphSpec, reference: Tensor, rows: Tensor,
+              reference_buffers: Tensor | None = None, row_buffers: Tensor | None = None
+              ) -> Tensor:
+    """``[B]`` aligned relative distances (as :func:`distance`) of weight rows ``[B, P]``
+    (e.g. a zoo's ``zoo.params(indices)``) to one ``reference [P]``, all in ``spec``'s flat
+    layout; the spec's matching index is built once and reused for every row."""
+    rows = torch.as_tensor(rows)
+    ref = torch.as_tensor(reference).double()
+    out = torch.empty(len(rows), dtype=torch.float64)
+    for b, row in enumerate(rows):
+        t = weight_matching(spec, ref, row, reference_buffers,
+                            None if row_buffers is None else row_buffers[b])
+        out[b] = (ref - t(row.double())).norm() / ref.norm().clamp(min=1e-30)
+    return out
+
+
+def pairwise_distances(spec: GraphSpec, rows: Tensor, buffers: Tensor | None = None) -> Tensor:
+    """``[B, B]``: row ``i`` against every row aligned to it (``D[i, j]`` is relative to row
+    ``i``'s norm, so not exactly symmetric); the diagonal is 0."""
+    rows = torch.as_tensor(rows)
+    return torch.stack([distances(spec, rows[i], rows, None if buffers is None else buffers[i],
+                                  buffers) for i in range(len(rows))])
 
 
 @torch.no_grad()
