@@ -68,8 +68,8 @@ def report(err: BaseException) -> int:
     status = exit_status(err)
     if isinstance(err, KeyboardInterrupt):
         message = "interrupted (a zoo build resumes where it stopped when run again)"
-    elif isinstance(err, (*_usage_types(), OSError, ValueError, TypeError, KeyError,
-                          LookupError, ImportError)):
+    elif isinstance(err, (*_usage_types(), OSError, ValueError, TypeError, LookupError,
+                          ImportError)):
         message = one_line(err)
     else:
         message = (f"internal error ({type(err).__name__}: {one_line(err)}); rerun with "

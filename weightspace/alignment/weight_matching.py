@@ -204,6 +204,7 @@ def weight_matching(spec: GraphSpec, reference: Tensor, other: Tensor,
     s_other = spec.source(*current)
     rng = np.random.default_rng(seed)
     units = _units(groups)
+    ref_features = [_features(s_ref, g.index) for g in groups]  # the reference never moves
     for sweep in range(max_iter):
         improved, done = False, torch.zeros(len(groups) + 1, dtype=torch.bool)
         done[-1] = True  # neighbour -1: a fixed node, a bias or a buffer
@@ -215,9 +216,9 @@ def weight_matching(spec: GraphSpec, reference: Tensor, other: Tensor,
         for u in order:
             members = [groups[i] for i in units[u]]
             costs, scores, per_set = [], [], []
-            for g in members:
+            for i, g in zip(units[u], members, strict=True):
                 use = done[g.neighbour] if sweep == 0 else torch.ones_like(g.neighbour, dtype=bool)
-                a, b = _features(s_ref, g.index), _features(s_other, g.index)
+                a, b = ref_features[i], _features(s_other, g.index)
                 # one cost per node set: a set whose activation is odd flips on its own
                 sets = [((g.column_set == k) & use) for k in range(len(g.group.sets))]
                 cs = [(a[:, m] @ b[:, m].T).numpy() for m in sets]

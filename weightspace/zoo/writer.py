@@ -61,6 +61,7 @@ class ZooWriter:
         ``step``. Non-finite weights are refused here, before they reach the zoo.
         """
         params = _numpy(params)
+        buffers = None if buffers is None else _numpy(buffers).astype(np.float64, copy=False)
         if params.ndim != 2 or params.shape[1] != spec.num_params:
             raise ValueError(f"params must be [N, {spec.num_params}], got {list(params.shape)}")
         missing = [k for k in KEY_COLUMNS if k not in meta]
@@ -72,12 +73,11 @@ class ZooWriter:
             raise ValueError(f"non-finite weights in runs {runs}: not stored")
         name = f"shard-{int(np.min(meta['run_id'])):08d}-{uuid.uuid4().hex[:12]}.h5"
         target = shard_dir(self.path) / name
-        ensure_space(target, params.nbytes + (0 if buffers is None else 2 * _numpy(buffers).nbytes)
+        ensure_space(target, params.nbytes + (0 if buffers is None else buffers.nbytes)
                      + 16 * len(params) * len(meta))
         with atomic_h5(target) as f:
             write_root_attrs(f, self.recipe)
-            create_arch(f, json.dumps(spec.to_dict()), params,
-                        None if buffers is None else _numpy(buffers),
+            create_arch(f, json.dumps(spec.to_dict()), params, buffers,
                         {k: np.asarray(v) for k, v in meta.items()})
         return target
 
@@ -87,10 +87,10 @@ class ZooWriter:
         d = shard_dir(self.path)
         if parts and parts != [self.path]:
             merge([self.path], self.path, recipe=self.recipe or None)
+        self.remove_temporaries()
         if d.is_dir():
-            for p in d.iterdir():
-                if p.suffix == ".h5" or TMP_MARK in p.name:
-                    p.unlink()
+            for p in d.glob("*.h5"):
+                p.unlink()
             d.rmdir()
         return self.path
 
