@@ -81,6 +81,14 @@ class ClassifierRecipe(Recipe):
             self._data["test_a"], self._data["test_b"] = (x[:half], y[:half]), (x[half:], y[half:])
         return self._data
 
+    def probe_inputs(self, k: int, seed: int = 0) -> Tensor:
+        """``k`` inputs of the validation split, drawn with ``seed`` (the test split stays
+        what the zoo's accuracies are measured on)."""
+        x = self.data()["val"][0]
+        if k > len(x):
+            raise ValueError(f"model.probes={k}: the validation split has {len(x)} inputs")
+        return x[torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:k]]
+
     def image_shape(self) -> tuple[int, ...]:
         return tuple(self.data()["train"][0].shape[1:])
 

@@ -75,3 +75,22 @@ def test_fourier_features_keep_the_symmetry():
     w = torch.tensor([0.0, 0.25])
     f = gmn.node_encoder.fourier(w)
     assert f.shape == (2 * 9,) and f[0] == 0.0 and f[9] == 0.25
+
+
+def test_bf16_mixed_keeps_float32_outputs_close_to_float32_and_the_symmetry():
+    spec, vecs, _ = batch_of("small_cnn", n=4)
+    torch.manual_seed(0)
+    gmn = GraphMetaNetwork(spec.num_edge_features, hidden=16, layers=2, graph_out=2,
+                           equivariant=True, readout_layers=0).eval()
+    batcher = GraphBatcher(spec)
+    with torch.no_grad():
+        full = gmn(batcher(vecs))
+        gmn.precision = "bf16-mixed"
+        mixed = gmn(batcher(vecs))
+        moved = gmn(batcher(sample_symmetries(spec, 4, torch.Generator().manual_seed(0),
+                                              sign=False, scale=False)(vecs)))
+    assert mixed.graph.dtype == mixed.edge.dtype == torch.float32  # heads run in float32
+    torch.testing.assert_close(mixed.graph, full.graph, rtol=0.05, atol=0.05)
+    torch.testing.assert_close(moved.graph, mixed.graph, rtol=0.05, atol=0.05)
+    with pytest.raises(ValueError, match="precision"):
+        GraphMetaNetwork(spec.num_edge_features, precision="16")

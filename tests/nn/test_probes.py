@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 import weightspace as ws
 from tests.conftest import build
 from tests.nn.test_gmn import batch_of
+from weightspace.configs import compose
 from weightspace.graph import sample_symmetries
 from weightspace.nn import WeightSpaceModel
 from weightspace.nn.probes import ProbeFeatures, squash
+from weightspace.zoo.recipe import recipe_for
 
 
 def test_values_are_the_neurons_outputs_on_the_probes():
@@ -84,3 +87,20 @@ def test_mistakes_are_named():
     token_net = build("transformer_block")
     with pytest.raises(ValueError, match="floating-point inputs"):
         ProbeFeatures(token_net, ws.GraphSpec.from_module(token_net), 4)
+
+
+def test_probe_data_val_reads_the_recipes_validation_inputs():
+    recipe = OmegaConf.to_container(compose("build_zoo", ["zoo=digits_cnn"]).zoo)
+    network = recipe_for(recipe).build(recipe_for(recipe).run(0, 0))
+    spec = ws.GraphSpec.from_module(network)
+    cfg = OmegaConf.create({"name": "gmn", "hidden": 8, "layers": 1, "probes": 5,
+                            "probe_data": "val"})
+    model = WeightSpaceModel.from_config(cfg, spec, recipe=recipe)
+    inputs = model._probes[0].probes
+    val = recipe_for(recipe).data()["val"][0]
+    assert inputs.shape == (5, *val.shape[1:])
+    assert all((val == x).flatten(1).all(1).any() for x in inputs)  # rows of the val split
+    inr = OmegaConf.to_container(compose("build_zoo", ["zoo=digits_inr"]).zoo)
+    siren = recipe_for(inr).build(recipe_for(inr).run(0, 0))
+    with pytest.raises(ValueError, match="no data to probe with"):
+        WeightSpaceModel.from_config(cfg, ws.GraphSpec.from_module(siren), recipe=inr)

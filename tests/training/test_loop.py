@@ -144,6 +144,13 @@ def test_a_second_start_resumes_from_the_checkpoint(zoo, tmp_path):
     assert [line.split(",")[0] for line in lines[1:]] == ["1", "2", "3"]
 
 
+def test_cosine_schedule_falls_to_zero_over_the_epochs_and_is_checkpointed(zoo, tmp_path):
+    run(config(zoo, "model=statnn", "trainer.schedule=cosine", "trainer.lr=0.01"), tmp_path)
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert state["scheduler"]["last_epoch"] == 2  # epochs 1 and 2 at 0.01 and 0.005
+    assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.0, abs=1e-12)
+
+
 def test_cli_trains(zoo, tmp_path):
     assert cli(["train", f"data.zoo={zoo}", "trainer.epochs=1", "trainer.progress=false",
                 "model=statnn", "model.hidden=8", f"out_dir={tmp_path}"]) == 0

@@ -60,6 +60,10 @@ def _rate(v) -> bool:  # one value, or a log-uniform range to draw from
     return _positive(v) or _range(v)
 
 
+def _one_of(*choices) -> Callable:
+    return lambda v: v in choices
+
+
 def _split(v) -> bool:  # train/val/test fractions
     return (isinstance(v, list) and len(v) == 3 and all(map(_non_negative, v))
             and v[0] > 0 and abs(sum(v) - 1) < 1e-6)
@@ -92,6 +96,9 @@ RULES: dict[str, tuple[Callable, str]] = {
     "trainer.batch_size": (_positive_int, "a positive integer"),
     "trainer.num_workers": (_count, "an integer >= 0"),
     "trainer.momentum": (_probability, "a number in [0, 1)"),
+    "trainer.schedule": (_one_of("constant", "cosine"), "constant or cosine"),
+    "model.precision": (_one_of("32", "bf16-mixed", 32), '"32" or "bf16-mixed"'),
+    "model.probe_data": (_one_of("random", "val"), "random or val"),
     "data.fractions": (_split, "three fractions train/val/test summing to 1, train > 0"),
     "model.hidden": (_sizes, "a positive integer or a list of them"),
     "model.layers": (_positive_int, "a positive integer"),

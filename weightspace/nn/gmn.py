@@ -14,14 +14,16 @@ output unchanged and moves the equivariant outputs with the neurons.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor, nn
 from torch_geometric.data import Batch
 
 from weightspace.graph.blocks import NODE_FEATURES
 from weightspace.graph.spec import GraphSpec
-from weightspace.nn.conv.edge_mpnn_conv import EdgeMPNNConv
+from weightspace.nn.conv.edge_mpnn_conv import EdgeMPNNConv, MessageBlocks
 from weightspace.nn.encoders import EdgeEncoder, NodeEncoder
 from weightspace.nn.heads import (
     EquivariantHead,
@@ -63,6 +65,12 @@ class GraphMetaNetwork(nn.Module):
             0 pools node states over the whole graph.
         extra: the width of invariant features per network passed to ``forward`` (needs
             ``readout_layers``).
+        precision: ``"32"``, or ``"bf16-mixed"``: the encoders and message-passing blocks
+            run under bfloat16 autocast where the device computes bfloat16 natively (CUDA
+            with bf16 support, CPUs with AVX512-BF16 or AMX; elsewhere in float32). Their
+            matrix products and the per-message tensors, which dominate a step, take half the
+            memory traffic; the residual states stay float32 and the heads run in float32, so
+            predictions are not rounded to bfloat16 (see benchmarks/RESULTS.md).
 
     Shapes:
         input: a PyG ``Batch`` of ``B`` graphs from :class:`~weightspace.data.GraphBatcher`;
@@ -72,8 +80,11 @@ class GraphMetaNetwork(nn.Module):
     def __init__(self, edge_features: int, hidden: int = 64, layers: int = 4,
                  graph_out: int = 1, equivariant: bool = False, fourier: int = 0,
                  probes: int = 0, nonlinear: bool = False, readout_layers: int = 0,
-                 extra: int = 0):
+                 extra: int = 0, precision: str = "32"):
         super().__init__()
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision is one of {PRECISIONS}, got {precision!r}")
+        self.precision = precision
         self.edge_features, self.hidden = edge_features, hidden
         self.node_encoder = NodeEncoder(hidden, fourier, probes=probes, nonlinear=nonlinear)
         self.edge_encoder = EdgeEncoder(edge_features, hidden, fourier, nonlinear=nonlinear)
@@ -101,9 +112,21 @@ class GraphMetaNetwork(nn.Module):
 
     def forward(self, batch: Batch, extra: Tensor | None = None) -> MetaNetworkOutput:
         """``extra [B, extra]``: invariant features of each network for the readout."""
-        h, e = self.node_encoder(batch), self.edge_encoder(batch)
-        for conv in self.convs:
-            h, e = conv(h, batch.edge_index, e)
+        device = batch.edge_index.device
+        with self._trunk_autocast(device):
+            h, e = self.node_encoder(batch), self.edge_encoder(batch)
+            blocks = MessageBlocks.of(batch.edge_index, h.shape[0])  # one grouping for all
+            for conv in self.convs:
+                h, e = conv(h, batch.edge_index, e, blocks)
+        with torch.autocast(device.type, enabled=False):  # outputs are never rounded
+            return self._heads(batch, h.float(), e.float(), extra)
+
+    def _trunk_autocast(self, device: torch.device):
+        if self.precision == "bf16-mixed" and bf16_native(device):
+            return torch.autocast(device.type, torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _heads(self, batch: Batch, h: Tensor, e: Tensor, extra: Tensor | None):
         h = self.norm_h(h)
         e = self.norm_e(e) if self.norm_e is not None else e
         num_graphs = batch.num_graphs
@@ -129,4 +152,15 @@ class GraphMetaNetwork(nn.Module):
                 f"edge_features={self.edge_features}, "
                 f"graph_out={self.readout is not None and self.readout.mlp[-1].out_features}, "
                 f"readout={type(self.readout).__name__}, "
-                f"equivariant={self.node_head is not None})")
+                f"equivariant={self.node_head is not None}, precision={self.precision})")
+
+
+PRECISIONS = ("32", "bf16-mixed")
+
+
+def bf16_native(device: torch.device) -> bool:
+    """Whether ``device`` computes bfloat16 natively (elsewhere bfloat16 autocast is slower
+    than float32)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()

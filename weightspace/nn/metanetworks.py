@@ -48,7 +48,8 @@ METANETWORKS: Registry[Metanetwork] = Registry("model", "model.name", group="wei
 
 
 def _gmn(specs: list[GraphSpec], out_dim, equivariant, hidden, layers, fourier, probes,
-         nonlinear: bool = False, readout: str = "graph", stats: bool = False):
+         nonlinear: bool = False, readout: str = "graph", stats: bool = False,
+         precision: str = "32"):
     if readout not in ("graph", "layers"):
         raise ValueError(f"model.readout is 'graph' (pool all nodes) or 'layers' (pool nodes "
                          f"and edges per layer), got {readout!r}")
@@ -59,7 +60,8 @@ def _gmn(specs: list[GraphSpec], out_dim, equivariant, hidden, layers, fourier, 
     layer_ids = max(int(s.layer.max()) for s in specs) + 1 if readout == "layers" else 0
     return GraphMetaNetwork(specs[0].num_edge_features, hidden, layers,
                             0 if equivariant else out_dim, equivariant, fourier, probes,
-                            nonlinear, layer_ids, statistics_width(specs[0]) if stats else 0)
+                            nonlinear, layer_ids, statistics_width(specs[0]) if stats else 0,
+                            str(precision))
 
 
 def _statnn(specs: list[GraphSpec], out_dim, equivariant, hidden, layers, fourier, probes):

@@ -47,7 +47,9 @@ from weightspace.zoo.recipe import recipe_for
 
 EDITS = ("add", "scale")
 # keys of a model config that WeightSpaceModel takes itself; the others go to the builder
-CONFIG_ARGUMENTS = ("name", "hidden", "layers", "fourier", "edit_scale", "edit", "probes")
+CONFIG_ARGUMENTS = ("name", "hidden", "layers", "fourier", "edit_scale", "edit", "probes",
+                    "probe_data")
+PROBE_DATA = ("random", "val")
 
 
 class WeightSpaceModel(nn.Module):
@@ -66,6 +68,8 @@ class WeightSpaceModel(nn.Module):
         edit: ``add`` (``delta = s sigma_T out``) or ``scale`` (``delta = s theta out``).
         probes: probe inputs per GMN node (0: none).
         networks: one module per architecture, for probe features.
+        probe_inputs: ``[probes, *input]``, the inputs the probe features are the values on
+            (default: ``probes`` random ones).
         options: further options of the metanetwork's builder, e.g. the GMN's ``nonlinear``,
             ``readout`` (``"graph"`` or ``"layers"``) and ``stats`` (weight statistics of each
             network beside the pooled states in its readout).
@@ -78,7 +82,8 @@ class WeightSpaceModel(nn.Module):
     def __init__(self, name: str, specs: GraphSpec | Sequence[GraphSpec], out_dim: int = 1,
                  equivariant: bool = False, hidden: int = 64, layers: int = 4, fourier: int = 0,
                  edit_scale: float = 0.01, edit: str = "add", probes: int = 0,
-                 networks: Sequence[nn.Module] | None = None, **options):
+                 networks: Sequence[nn.Module] | None = None,
+                 probe_inputs: Tensor | None = None, **options):
         super().__init__()
         if edit not in EDITS:
             raise KeyError(f"unknown edit {edit!r} (config key model.edit); known: {EDITS}")
@@ -123,7 +128,10 @@ class WeightSpaceModel(nn.Module):
                                  f"per architecture (networks=), or train from a zoo whose "
                                  f"recipe builds them")
             # a plain list: the modules' own weights are never trained or saved
-            self._probes = [ProbeFeatures(n, s, probes)
+            if probe_inputs is not None and len(probe_inputs) != probes:
+                raise ValueError(f"model.probes={probes}, but {len(probe_inputs)} probe inputs "
+                                 f"were given")
+            self._probes = [ProbeFeatures(n, s, probes if probe_inputs is None else probe_inputs)
                             for n, s in zip(networks, self.specs, strict=True)]
         self.scale = nn.Parameter(torch.tensor(float(edit_scale))) if equivariant else None
         for i, s in enumerate(self.specs):  # sigma_T of each coordinate's tensor, per arch
@@ -133,16 +141,23 @@ class WeightSpaceModel(nn.Module):
     def from_config(cls, cfg, specs: GraphSpec | Sequence[GraphSpec], out_dim: int = 1,
                     equivariant: bool = False, recipe: dict | None = None):
         """From a ``model`` config group (``name``, ``hidden``, ``layers``, ...); ``recipe``
-        (the zoo's) builds the networks that probe features run."""
+        (the zoo's) builds the networks that probe features run, and with
+        ``probe_data: val`` gives their inputs: signals of its validation split."""
         specs = [specs] if isinstance(specs, GraphSpec) else list(specs)
         probes = int(cfg.get("probes", 0))
-        networks = None
+        networks = inputs = None
         if probes and recipe:
-            networks = [recipe_for(recipe).network_of(s.id) for s in specs]
+            maker = recipe_for(recipe)
+            networks = [maker.network_of(s.id) for s in specs]
+            if cfg.get("probe_data", "random") == "val":
+                inputs = maker.probe_inputs(probes)
+                if inputs is None:
+                    raise ValueError(f"model.probe_data=val: recipe {maker.name!r} has no "
+                                     f"data to probe with; use model.probe_data=random")
         options = {k: v for k, v in cfg.items() if k not in CONFIG_ARGUMENTS}
         return cls(cfg.name, specs, out_dim, equivariant, cfg.get("hidden", 64),
                    cfg.get("layers", 4), cfg.get("fourier", 0), cfg.get("edit_scale", 0.01),
-                   cfg.get("edit", "add"), probes, networks, **options)
+                   cfg.get("edit", "add"), probes, networks, inputs, **options)
 
     @torch.no_grad()
     def fit_normalization(self, vecs_per_arch: Sequence[Tensor]):

@@ -40,7 +40,7 @@ from weightspace.safe_load import load_tensors
 from weightspace.tasks import TASKS, Evaluation, Task
 from weightspace.training.checkpoint import checkpoint_payload, load_trained
 from weightspace.training.device import distributed, resolve_device
-from weightspace.training.optim import make_optimizer
+from weightspace.training.optim import make_optimizer, make_scheduler
 from weightspace.training.run_dir import finish_run, log_epoch, resume, tensorboard_writer
 from weightspace.zoo.reader import Zoo
 
@@ -138,8 +138,11 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
     t, task, out = cfg.trainer, s.task, s.out
     scaler = torch.amp.GradScaler(s.device.type, enabled=s.amp)
     start_epoch, best, history, state = resume(out, s.device, s.model, s.optimizer)
+    scheduler = make_scheduler(s.optimizer, t)
     if state:
         task.load_state(state)
+        if scheduler is not None and "scheduler" in state:
+            scheduler.load_state_dict(state["scheduler"])
     board = tensorboard_writer(out) if s.main else None
     bar = tqdm(range(start_epoch, t.epochs + 1), desc=f"{cfg.model.name} {task.name}",
                unit="epoch", disable=not (t.progress and s.main), initial=start_epoch - 1,
@@ -147,6 +150,8 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
     for epoch in bar:
         begin = time.perf_counter()
         loss = train_epoch(s, epoch, scaler)
+        if scheduler is not None:
+            scheduler.step()
         val = s.evaluate("val").metrics
         row = {"epoch": epoch, "train_loss": loss, "seconds": time.perf_counter() - begin,
                **{f"val_{k}": v for k, v in val.items()}}
@@ -158,6 +163,8 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
             payload = checkpoint_payload(s.model, task, cfg, epoch)
             if improved:
                 torch.save(payload, out / "best.pt")
+            if scheduler is not None:
+                payload["scheduler"] = scheduler.state_dict()
             torch.save({**payload, "optimizer": s.optimizer.state_dict(), "best": best,
                         "history": history}, out / "checkpoint.pt")
             log_epoch(board, row)

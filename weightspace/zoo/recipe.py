@@ -95,6 +95,12 @@ class Recipe(ABC):
     def train(self, runs: list[Run], on_step=None) -> list[TrainedModels]:
         """Train ``runs`` (one group) together; their checkpoints, ready to store."""
 
+    def probe_inputs(self, k: int, seed: int = 0) -> torch.Tensor | None:
+        """``[k, *input]``: ``k`` inputs of the recipe's data that the zoo's networks were not
+        trained on, for probe features (``model.probe_data=val``); None where the recipe has
+        none."""
+        return None
+
     def network_of(self, arch: str, draws: int = 256) -> nn.Module:
         """A network of architecture ``arch`` (a spec id) as this recipe builds it: runs
         ``0, 1, ...`` of seed 0 are drawn until one has that architecture (a recipe that varies
