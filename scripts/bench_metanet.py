@@ -215,7 +215,7 @@ ZOO_NETWORKS = {  # the zoo -> one network of its recipe's architecture
     "digits_inr (SIREN 2-32-32-1)": lambda: SIREN(2, (32, 32), 1, w0=30.0),
     "digits_cnn (Small CNN)": lambda: SmallCNN(1, 16, 10),
     "mnist1d_mlp (MLP 40-32-32-10)": lambda: MLP(40, [32, 32], 10),
-    "mnist1d_cnn (1-D Small CNN)": lambda: SmallCNN(1, 16, 10, dims=1),
+    "mnist1d_cnn (1-D Small CNN)": lambda: SmallCNN(1, 16, 10, dims=1, kernel=5, image_size=40),
 }
 
 

@@ -18,16 +18,24 @@ python -c "import nfn" 2>/dev/null && baselines=$baselines,nfn_np
 
 # MNIST-1D zoos: test accuracy of the final checkpoints (200 test runs of 2,000, split by
 # run 80/10/10, both activations); every model gets the same epochs (M1D_EPOCHS, default 10),
-# learning rate and batch size. The GMN is 3 x 32 (a 4 x 64 one takes 5x longer per epoch on
-# a 2-core CPU), once as it was and once with MLP value encoders, the per-layer readout and
-# weight statistics.
+# learning rate and batch size. The GMN is 3 x 32 (bf16-mixed, the config's default), once as
+# it was and once with MLP value encoders, the per-layer readout and weight statistics. With
+# probes: 16 signals of the recipe's validation split, read by the GMN at every neuron (and,
+# with model.outputs, its per-layer readout reads the output neurons' states one by one) and
+# by StatNN as the network's outputs beside its statistics (the same inputs for both).
 gmn_m1d="model=gmn model.hidden=32 model.layers=3"
+gmn_full="$gmn_m1d model.nonlinear=true model.readout=layers model.stats=true"
+val_probes="model.probes=16 model.probe_data=val"
 for zoo in m1d_cnn m1d_mlp; do
   if has $zoo; then
     file=$zoos/${zoo/m1d/mnist1d}.h5
     m1d="data.zoo=$file task=predict_accuracy +data.where.epoch=[12] trainer.epochs=${M1D_EPOCHS:-10}"
-    train $m1d $gmn_m1d model.nonlinear=true model.readout=layers model.stats=true \
-      hydra.sweep.dir="$out/$zoo/gmn"
+    train $m1d $gmn_full hydra.sweep.dir="$out/$zoo/gmn"
+    train $m1d $gmn_full $val_probes hydra.sweep.dir="$out/$zoo/gmn_probes"
+    train $m1d $gmn_full $val_probes model.outputs=true hydra.sweep.dir="$out/$zoo/gmn_outputs"
+    train $m1d model=statnn $val_probes hydra.sweep.dir="$out/$zoo/statnn_probes"
+    train $m1d model=statnn $val_probes trainer.epochs=20 trainer.schedule=cosine \
+      hydra.sweep.dir="$out/$zoo/statnn_probes_cos20"
     train $m1d $gmn_m1d hydra.sweep.dir="$out/$zoo/gmn_plain"
     train $m1d model=$baselines hydra.sweep.dir="$out/$zoo/base"
   fi

@@ -24,14 +24,19 @@ def describe(cfg) -> tuple[str, str, str]:
     a = cfg.get("augment", {}) or {}
     augs = [name for name in ("symmetries",) if a.get(name)]
     augs += [f"{name} {a[name]}" for name in ("noise", "dropout", "mixup") if a.get(name)]
-    extras = [f"{label} {m[key]}" for key, label in (("fourier", "Fourier"), ("probes", "probes"))
-              if m.get(key)]
-    extras += [label for key, label in (("nonlinear", "MLP encoders"), ("stats", "statistics"))
-               if m.get(key)]
+    extras = [f"Fourier {m.fourier}"] if m.get("fourier") else []
+    if m.get("probes"):
+        extras.append(f"{'val ' if m.get('probe_data') == 'val' else ''}probes {m.probes}")
+    extras += [label for key, label in (("nonlinear", "MLP encoders"), ("stats", "statistics"),
+                                        ("outputs", "output states")) if m.get(key)]
     if m.get("readout") == "layers":
         extras.append("per-layer readout")
+    t = cfg.get("trainer", {}) or {}
+    if t.get("schedule", "constant") != "constant":
+        extras.append(f"{t.get('epochs')} epochs {t.schedule}")
     model = ", ".join([f"{m.name} {size}", *extras])
-    return cfg.task.name + f" ({cfg.task.target})", model, ", ".join(augs) or "none"
+    zoo = Path(str(cfg.data.zoo)).stem if cfg.get("data") and cfg.data.get("zoo") else "?"
+    return f"{cfg.task.name} ({cfg.task.target}) on {zoo}", model, ", ".join(augs) or "none"
 
 
 def collect(roots: list[str]) -> dict:

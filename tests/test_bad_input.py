@@ -32,7 +32,7 @@ CASES = [
     ([*TRAIN, "trainer.epochs=-3"], 2, "trainer.epochs=-3"),
     ([*TRAIN, "trainer.schedule=linear"], 2, "constant or cosine"),
     ([*TRAIN, "+model.precision=fp8"], 2, "bf16-mixed"),
-    ([*TRAIN, "+model.probe_data=test"], 2, "random or val"),
+    ([*TRAIN, "model.probe_data=test"], 2, "random or val"),
     ([*TRAIN, "trainer.epochs=0"], 2, "trainer.epochs=0"),
     ([*TRAIN, "trainer.epochs=abc"], 2, "trainer.epochs='abc'"),
     ([*TRAIN, "trainer.epochs=[1"], 2, "'[1'"),

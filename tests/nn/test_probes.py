@@ -82,7 +82,7 @@ def test_mistakes_are_named():
         ProbeFeatures(build("mlp"), spec, 4)
     with pytest.raises(ValueError, match="one module per architecture"):
         WeightSpaceModel("gmn", spec, probes=4)
-    with pytest.raises(ValueError, match="model .np. has no nodes"):
+    with pytest.raises(ValueError, match="model .np. reads no probe features"):
         WeightSpaceModel("np", spec, probes=4, networks=[build("siren")])
     token_net = build("transformer_block")
     with pytest.raises(ValueError, match="floating-point inputs"):
@@ -104,3 +104,22 @@ def test_probe_data_val_reads_the_recipes_validation_inputs():
     siren = recipe_for(inr).build(recipe_for(inr).run(0, 0))
     with pytest.raises(ValueError, match="no data to probe with"):
         WeightSpaceModel.from_config(cfg, ws.GraphSpec.from_module(siren), recipe=inr)
+
+
+def test_statnn_reads_the_outputs_on_the_probes_and_stays_invariant():
+    spec, vecs, _ = batch_of("mlp")
+    net = build("mlp")
+    torch.manual_seed(0)
+    model = WeightSpaceModel("statnn", spec, out_dim=2, hidden=16, layers=2, probes=3,
+                             networks=[net]).eval()
+    model.fit_normalization([vecs])
+    out = model(vecs)
+    t = sample_symmetries(spec, vecs.shape[0], torch.Generator().manual_seed(1), sign=False,
+                          scale=False)
+    torch.testing.assert_close(model(t(vecs)), out, rtol=1e-4, atol=1e-5)
+    # the extra features are the network's outputs on the three probe inputs
+    extra = model._output_probes(vecs[:1], None, 0)
+    net.load_state_dict(spec.unflatten(vecs[0]))
+    with torch.no_grad():
+        expected = squash(net(model._probes[0].probes)).T.flatten()
+    torch.testing.assert_close(extra[0], expected.to(extra))

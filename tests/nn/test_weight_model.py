@@ -88,7 +88,7 @@ def test_a_registered_metanetwork_is_built_by_name_and_unknown_names_are_refused
         assert model(vecs).shape == (vecs.shape[0], 2)
         with pytest.raises(ValueError, match="'test_mean' is invariant"):
             WeightSpaceModel("test_mean", spec, equivariant=True)
-        with pytest.raises(ValueError, match="has no nodes"):
+        with pytest.raises(ValueError, match="reads no probe features"):
             WeightSpaceModel("test_mean", spec, probes=4)
     finally:
         METANETWORKS._entries.pop("test_mean")
@@ -103,9 +103,10 @@ def test_per_layer_readout_with_statistics_stays_invariant(name):
     spec, vecs, bufs = batch_of(name)
     torch.manual_seed(0)
     model = WeightSpaceModel("gmn", spec, out_dim=2, hidden=16, layers=2, nonlinear=True,
-                             readout="layers", stats=True).eval()
+                             readout="layers", stats=True, outputs=True).eval()
     model.fit_normalization([vecs * 3])
     assert model.net.readout.layers == int(spec.layer.max()) + 1
+    assert model.net.readout.outputs == 10  # each class's state, in order
     assert_invariant(model, spec, vecs, bufs, sign=False, scale=False)
     # the statistics reach the output: another network with the same graph states differs
     with torch.no_grad():

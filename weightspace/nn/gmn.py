@@ -71,6 +71,8 @@ class GraphMetaNetwork(nn.Module):
             matrix products and the per-message tensors, which dominate a step, take half the
             memory traffic; the residual states stay float32 and the heads run in float32, so
             predictions are not rounded to bfloat16 (see benchmarks/RESULTS.md).
+        outputs: the number of output neurons whose states the per-layer readout also reads
+            one by one (needs ``readout_layers``; 0: none).
 
     Shapes:
         input: a PyG ``Batch`` of ``B`` graphs from :class:`~weightspace.data.GraphBatcher`;
@@ -80,7 +82,7 @@ class GraphMetaNetwork(nn.Module):
     def __init__(self, edge_features: int, hidden: int = 64, layers: int = 4,
                  graph_out: int = 1, equivariant: bool = False, fourier: int = 0,
                  probes: int = 0, nonlinear: bool = False, readout_layers: int = 0,
-                 extra: int = 0, precision: str = "32"):
+                 extra: int = 0, precision: str = "32", outputs: int = 0):
         super().__init__()
         if precision not in PRECISIONS:
             raise ValueError(f"precision is one of {PRECISIONS}, got {precision!r}")
@@ -95,13 +97,13 @@ class GraphMetaNetwork(nn.Module):
             for i in range(layers))
         self.norm_h = nn.LayerNorm(hidden)
         self.norm_e = nn.LayerNorm(hidden) if equivariant or by_layer else None
-        if extra and not by_layer:
-            raise ValueError("extra invariant features go to the per-layer readout: set "
-                             "readout_layers")
+        if (extra or outputs) and not by_layer:
+            raise ValueError("extra invariant features and output states go to the per-layer "
+                             "readout: set readout_layers")
         self.readout = None
         if graph_out:
-            self.readout = (LayerReadout(hidden, graph_out, readout_layers, extra) if by_layer
-                            else InvariantReadout(hidden, graph_out))
+            self.readout = (LayerReadout(hidden, graph_out, readout_layers, extra, outputs)
+                            if by_layer else InvariantReadout(hidden, graph_out))
         self.node_head = EquivariantHead(hidden, NODE_FEATURES) if equivariant else None
         self.edge_head = EquivariantHead(hidden, edge_features) if equivariant else None
 
@@ -132,7 +134,7 @@ class GraphMetaNetwork(nn.Module):
         num_graphs = batch.num_graphs
         if isinstance(self.readout, LayerReadout):
             graph = self.readout(h, e, batch.layer, batch.batch, batch.edge_index[1], num_graphs,
-                                 extra)
+                                 extra, batch.output_id)
         else:
             graph = self.readout(h, batch.batch, num_graphs) if self.readout else None
         return MetaNetworkOutput(

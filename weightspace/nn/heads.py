@@ -42,6 +42,9 @@ class LayerReadout(nn.Module):
 
     Pooling within a layer keeps what a whole-graph pool mixes up (which layer's neurons
     look how), and stays invariant: a symmetry permutes neurons only within their layer.
+    With ``outputs``, the states of the network's output neurons are also read one by one, in
+    their order: no symmetry moves an output neuron, so this stays invariant and lets the
+    readout compare classes (e.g. each class's logit on a probe input).
     Edge states carry the weights; pooling them lets the readout see every weight's code,
     not only what messages passed on to the nodes.
 
@@ -50,19 +53,22 @@ class LayerReadout(nn.Module):
         out: outputs per graph.
         layers: ``L``, the number of layer ids (``0 .. L - 1``) to pool over.
         extra: the width of invariant features given to :meth:`forward` (0: none).
+        outputs: the number of output neurons whose states are read in order (0: none).
 
     Shapes:
         input: ``h [N, hidden]``, ``e [E, hidden]``, node ``layer [N]`` and graph ``batch [N]``,
-        ``dst [E]`` (each edge's target node), ``extra [B, extra]``; output: ``[B, out]``.
+        ``dst [E]`` (each edge's target node), ``extra [B, extra]``, node ``output_id [N]``
+        (``-1`` off the outputs); output: ``[B, out]``.
     """
 
-    def __init__(self, hidden: int, out: int, layers: int, extra: int = 0):
+    def __init__(self, hidden: int, out: int, layers: int, extra: int = 0, outputs: int = 0):
         super().__init__()
-        self.layers, self.extra = layers, extra
-        self.mlp = mlp(4 * layers * hidden + extra, out, 2 * hidden)
+        self.layers, self.extra, self.outputs = layers, extra, outputs
+        self.mlp = mlp((4 * layers + outputs) * hidden + extra, out, 2 * hidden)
 
     def forward(self, h: Tensor, e: Tensor, layer: Tensor, batch: Tensor, dst: Tensor,
-                num_graphs: int, extra: Tensor | None = None) -> Tensor:
+                num_graphs: int, extra: Tensor | None = None,
+                output_id: Tensor | None = None) -> Tensor:
         L = self.layers
         slot = batch * L + layer.clamp(0, L - 1)  # (graph, layer) of each node
         size = num_graphs * L
@@ -71,6 +77,14 @@ class LayerReadout(nn.Module):
             for reduce in ("mean", "max"):
                 pooled = scatter(states, index, 0, size, reduce=reduce)
                 parts.append(pooled.reshape(num_graphs, -1))
+        if self.outputs:
+            at = (output_id >= 0).nonzero().squeeze(1)
+            if len(at) != num_graphs * self.outputs:
+                raise ValueError(f"the readout reads {self.outputs} output neurons per network; "
+                                 f"the batch has {len(at)} in {num_graphs} networks")
+            slot = batch[at] * self.outputs + output_id[at]
+            states = h.new_zeros(num_graphs * self.outputs, h.shape[1]).index_copy(0, slot, h[at])
+            parts.append(states.reshape(num_graphs, -1))
         if self.extra:
             parts.append(extra)
         return self.mlp(torch.cat(parts, -1))

@@ -35,7 +35,9 @@ class Metanetwork:
         reads_graphs: it reads parameter graphs (any mix of architectures with one
             edge-feature width), else flat vectors of one layout.
         equivariant_ok: it can output an edit per weight.
-        probes_ok: its nodes can carry probe features.
+        probes_ok: it reads probe features: a graph module per node, a flat one as the
+            network's outputs on the probe inputs (``build`` then takes a second input,
+            ``[B, probes * outputs]``).
     """
 
     build: Callable[..., nn.Module]
@@ -44,28 +46,39 @@ class Metanetwork:
     probes_ok: bool = False
 
 
+def output_width(spec: GraphSpec) -> int:
+    """The number of output neurons of ``spec`` (its nodes of role ``output``)."""
+    return sum(s.size for s in spec.blueprint.sets if s.role == "output")
+
+
 METANETWORKS: Registry[Metanetwork] = Registry("model", "model.name", group="weightspace.models")
 
 
 def _gmn(specs: list[GraphSpec], out_dim, equivariant, hidden, layers, fourier, probes,
          nonlinear: bool = False, readout: str = "graph", stats: bool = False,
-         precision: str = "32"):
+         precision: str = "32", outputs: bool = False):
     if readout not in ("graph", "layers"):
         raise ValueError(f"model.readout is 'graph' (pool all nodes) or 'layers' (pool nodes "
                          f"and edges per layer), got {readout!r}")
     stats = stats and not equivariant  # statistics feed the invariant readout only
-    if stats and readout != "layers":
-        raise ValueError("model.stats adds weight statistics to the per-layer readout: set "
-                         "model.readout=layers")
+    for option, on in (("stats", stats), ("outputs", outputs)):
+        if on and readout != "layers":
+            raise ValueError(f"model.{option} adds to the per-layer readout: set "
+                             f"model.readout=layers")
+    outputs = outputs and not equivariant
+    if outputs and len({output_width(s) for s in specs}) > 1:
+        raise ValueError("model.outputs reads each output neuron in order: the architectures "
+                         "must have as many outputs each")
     layer_ids = max(int(s.layer.max()) for s in specs) + 1 if readout == "layers" else 0
     return GraphMetaNetwork(specs[0].num_edge_features, hidden, layers,
                             0 if equivariant else out_dim, equivariant, fourier, probes,
                             nonlinear, layer_ids, statistics_width(specs[0]) if stats else 0,
-                            str(precision))
+                            str(precision), output_width(specs[0]) if outputs else 0)
 
 
 def _statnn(specs: list[GraphSpec], out_dim, equivariant, hidden, layers, fourier, probes):
-    return StatNN(specs[0], hidden, layers, out_dim)
+    # with probes: the network's outputs on the probe inputs beside its statistics
+    return StatNN(specs[0], hidden, layers, out_dim, probes * output_width(specs[0]))
 
 
 def _np(specs: list[GraphSpec], out_dim, equivariant, hidden, layers, fourier, probes):
@@ -85,7 +98,7 @@ def _nfn_np(specs: list[GraphSpec], out_dim, equivariant, hidden, layers, fourie
 
 
 METANETWORKS.register("gmn", Metanetwork(_gmn, reads_graphs=True, probes_ok=True))
-METANETWORKS.register("statnn", Metanetwork(_statnn, equivariant_ok=False))
+METANETWORKS.register("statnn", Metanetwork(_statnn, equivariant_ok=False, probes_ok=True))
 METANETWORKS.register("np", Metanetwork(_np))
 METANETWORKS.register("mlp", Metanetwork(_mlp))
 METANETWORKS.register("nfn_np", Metanetwork(_nfn_np, equivariant_ok=False))

@@ -96,8 +96,8 @@ class WeightSpaceModel(nn.Module):
             raise ValueError(f"model {name!r} is invariant: it cannot output edits; use one of "
                              f"{[n for n, k in METANETWORKS.items() if k.equivariant_ok]}")
         if probes and not kind.probes_ok:
-            raise ValueError(f"probe features are node features; model {name!r} has no nodes "
-                             f"(set model.probes=0)")
+            raise ValueError(f"model {name!r} reads no probe features (set model.probes=0; "
+                             f"gmn reads them per node, statnn the network's outputs)")
         if kind.reads_graphs:
             widths = {s.id: s.num_edge_features for s in self.specs}
             if len(set(widths.values())) > 1:
@@ -128,6 +128,9 @@ class WeightSpaceModel(nn.Module):
                                  f"per architecture (networks=), or train from a zoo whose "
                                  f"recipe builds them")
             # a plain list: the modules' own weights are never trained or saved
+            if not kind.reads_graphs and any(len(s.buffers) for s in self.specs):
+                raise ValueError(f"model {name!r} with probes reads networks without buffers "
+                                 f"(BatchNorm statistics); use gmn, or model.probes=0")
             if probe_inputs is not None and len(probe_inputs) != probes:
                 raise ValueError(f"model.probes={probes}, but {len(probe_inputs)} probe inputs "
                                  f"were given")
@@ -174,7 +177,14 @@ class WeightSpaceModel(nn.Module):
                 w = vecs[:, slot.offset : slot.stop].to(std)
                 std[slot.offset : slot.stop] = w.std().clamp_min(1e-8) if w.numel() > 1 else 1.0
         if hasattr(self.net, "fit_normalization"):  # the flat models: one layout (checked)
-            self.net.fit_normalization(torch.cat(list(vecs_per_arch)))
+            flat = torch.cat(list(vecs_per_arch))
+            if hasattr(self, "_probes"):  # statnn: outputs on the probes beside statistics
+                extra = torch.cat([torch.cat([self._output_probes(part, None, i)
+                                              for part in vecs.split(256)])
+                                   for i, vecs in enumerate(vecs_per_arch)])
+                self.net.fit_normalization(flat, extra)
+            else:
+                self.net.fit_normalization(flat)
         if self.stats:
             feats = weight_statistics(self.spec, torch.cat(list(vecs_per_arch)).to(self.stats_mean))
             self.stats_mean.copy_(feats.mean(0))
@@ -187,6 +197,16 @@ class WeightSpaceModel(nn.Module):
                 return i
         raise KeyError(f"the metanetwork was trained on architectures "
                        f"{[s.id for s in self.specs]}, not {spec_id}")
+
+    def _output_probes(self, vecs: Tensor, buffers: Tensor | None, arch: int) -> Tensor:
+        """``[B, outputs * probes]``: the networks' outputs on the probe inputs (invariant
+        features for the flat models)."""
+        probes = self._probes[int(arch)].to(vecs.device)
+        spec = self.specs[int(arch)]
+        outputs = torch.cat([torch.arange(offset, offset + s.size)
+                             for s, offset in zip(spec.blueprint.sets, spec.set_offset,
+                                                  strict=True) if s.role == "output"])
+        return probes(vecs, buffers)[:, outputs.to(vecs.device)].flatten(1)
 
     def _batcher(self, device: torch.device) -> GraphBatcher:
         key = str(device)
@@ -208,6 +228,8 @@ class WeightSpaceModel(nn.Module):
                 extra = (weight_statistics(spec, vecs) - self.stats_mean) / self.stats_std
             out = self.net(batch, extra)
             result = self.net.weight_delta(spec, out) if self.equivariant else out.graph
+        elif hasattr(self, "_probes"):
+            result = self.net(vecs, self._output_probes(vecs, buffers, arch))
         else:
             result = self.net(vecs)
         if not self.equivariant:

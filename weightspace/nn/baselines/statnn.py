@@ -3,7 +3,9 @@
 For every parameter tensor ``W`` of the network the features are its mean, variance and the
 quantiles 0, 0.25, 0.5, 0.75, 1 of its entries (7 numbers); all tensors' features are
 concatenated, standardised with statistics of the training set, and fed to an MLP. Invariant
-to hidden-neuron permutations by construction (statistics ignore order).
+to hidden-neuron permutations by construction (statistics ignore order). With ``extra``, more
+invariant features of each network are appended to the statistics (e.g. its outputs on a few
+fixed inputs: ``model.probes`` with :class:`~weightspace.nn.WeightSpaceModel`).
 """
 
 from __future__ import annotations
@@ -41,16 +43,29 @@ class StatNN(nn.Module):
         hidden: the MLP's hidden width.
         layers: the MLP's linear layers.
         out: outputs.
+        extra: the width of further invariant features per network given to ``forward``.
+
+    Shapes:
+        input: ``vecs [B, P]``, ``extra [B, extra]`` (or None);
+        output: ``[B, out]``.
     """
 
-    def __init__(self, spec: GraphSpec, hidden: int = 256, layers: int = 3, out: int = 1):
+    def __init__(self, spec: GraphSpec, hidden: int = 256, layers: int = 3, out: int = 1,
+                 extra: int = 0):
         super().__init__()
-        self.spec = spec
-        self.head = FlatMLP(statistics_width(spec), hidden, layers, out)
+        self.spec, self.extra = spec, extra
+        self.head = FlatMLP(statistics_width(spec) + extra, hidden, layers, out)
 
-    def fit_normalization(self, vecs: Tensor):
+    def features(self, vecs: Tensor, extra: Tensor | None = None) -> Tensor:
+        if (extra is None) != (self.extra == 0):
+            raise ValueError(f"StatNN was built for {self.extra} extra features per network; "
+                             f"got {None if extra is None else extra.shape[1]}")
+        stats = weight_statistics(self.spec, vecs)
+        return stats if extra is None else torch.cat([stats, extra.to(stats)], 1)
+
+    def fit_normalization(self, vecs: Tensor, extra: Tensor | None = None):
         """Standardise features with the statistics of (training) weights ``vecs``."""
-        self.head.fit_normalization(weight_statistics(self.spec, vecs))
+        self.head.fit_normalization(self.features(vecs, extra))
 
-    def forward(self, vecs: Tensor) -> Tensor:
-        return self.head(weight_statistics(self.spec, vecs))
+    def forward(self, vecs: Tensor, extra: Tensor | None = None) -> Tensor:
+        return self.head(self.features(vecs, extra))
