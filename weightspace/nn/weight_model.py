@@ -66,7 +66,8 @@ class WeightSpaceModel(nn.Module):
         fourier: the GMN's Fourier frequencies of weight values.
         edit_scale: the learned scale ``s`` of an edit starts here.
         edit: ``add`` (``delta = s sigma_T out``) or ``scale`` (``delta = s theta out``).
-        probes: probe inputs per GMN node (0: none).
+        probes: ``K`` probe inputs: the GMN reads each neuron's values on them at its node,
+            StatNN the network's outputs on them (0: none).
         networks: one module per architecture, for probe features.
         probe_inputs: ``[probes, *input]``, the inputs the probe features are the values on
             (default: ``probes`` random ones).
@@ -148,6 +149,9 @@ class WeightSpaceModel(nn.Module):
         ``probe_data: val`` gives their inputs: signals of its validation split."""
         specs = [specs] if isinstance(specs, GraphSpec) else list(specs)
         probes = int(cfg.get("probes", 0))
+        if cfg.get("probe_data", "random") not in PROBE_DATA:
+            raise ValueError(f"model.probe_data={cfg.probe_data}: use one of "
+                             f"{', '.join(PROBE_DATA)}")
         networks = inputs = None
         if probes and recipe:
             maker = recipe_for(recipe)
