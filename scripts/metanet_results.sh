@@ -33,6 +33,8 @@ for zoo in m1d_cnn m1d_mlp; do
     train $m1d $gmn_full hydra.sweep.dir="$out/$zoo/gmn"
     train $m1d $gmn_full $val_probes hydra.sweep.dir="$out/$zoo/gmn_probes"
     train $m1d $gmn_full $val_probes model.outputs=true hydra.sweep.dir="$out/$zoo/gmn_outputs"
+    train $m1d $gmn_full $val_probes model.outputs=true trainer.epochs=20 \
+      trainer.schedule=cosine hydra.sweep.dir="$out/$zoo/gmn_outputs_cos20"
     train $m1d model=statnn $val_probes hydra.sweep.dir="$out/$zoo/statnn_probes"
     train $m1d model=statnn $val_probes trainer.epochs=20 trainer.schedule=cosine \
       hydra.sweep.dir="$out/$zoo/statnn_probes_cos20"
