@@ -47,8 +47,8 @@ class Metanetwork:
 
 
 def output_width(spec: GraphSpec) -> int:
-    """The number of output neurons of ``spec`` (its nodes of role ``output``)."""
-    return sum(s.size for s in spec.blueprint.sets if s.role == "output")
+    """The number of output neurons of ``spec`` (its nodes with an ``output_id``)."""
+    return int((spec.output_id >= 0).sum())
 
 
 METANETWORKS: Registry[Metanetwork] = Registry("model", "model.name", group="weightspace.models")

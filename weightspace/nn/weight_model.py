@@ -41,7 +41,7 @@ from torch import Tensor, nn
 from weightspace.data.batcher import GraphBatcher
 from weightspace.graph.spec import GraphSpec
 from weightspace.nn.baselines.statnn import statistics_width, weight_statistics
-from weightspace.nn.metanetworks import METANETWORKS
+from weightspace.nn.metanetworks import METANETWORKS, output_width
 from weightspace.nn.probes import ProbeFeatures
 from weightspace.zoo.recipe import recipe_for
 
@@ -207,9 +207,8 @@ class WeightSpaceModel(nn.Module):
         features for the flat models)."""
         probes = self._probes[int(arch)].to(vecs.device)
         spec = self.specs[int(arch)]
-        outputs = torch.cat([torch.arange(offset, offset + s.size)
-                             for s, offset in zip(spec.blueprint.sets, spec.set_offset,
-                                                  strict=True) if s.role == "output"])
+        # the output nodes in output_id order (the order LayerReadout reads them in)
+        outputs = torch.argsort(spec.output_id)[spec.num_nodes - output_width(spec):]
         return probes(vecs, buffers)[:, outputs.to(vecs.device)].flatten(1)
 
     def _batcher(self, device: torch.device) -> GraphBatcher:

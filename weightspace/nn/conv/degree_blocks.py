@@ -56,10 +56,10 @@ class DegreeBlocks:
         # sort messages by (degree of target, target): each degree is one contiguous block
         key = degree[dst] * num_nodes + dst
         order = torch.argsort(key, stable=True)
-        present = degree > 0
-        nodes = torch.nonzero(present).squeeze(1)
-        nodes = nodes[torch.argsort(degree[nodes] * num_nodes + nodes)]
-        degrees, counts = torch.unique_consecutive(degree[nodes], return_counts=True)
+        # the targets in that order: each node's messages are one run, so the runs give the
+        # nodes in block order and their degrees, and the runs of equal degree the blocks
+        nodes, node_degree = torch.unique_consecutive(dst[order], return_counts=True)
+        degrees, counts = torch.unique_consecutive(node_degree, return_counts=True)
         blocks, start = [], 0
         for d, c in zip(degrees.tolist(), counts.tolist(), strict=True):
             blocks.append((start, c, d))
@@ -68,7 +68,7 @@ class DegreeBlocks:
         row_of_node[nodes] = torch.arange(len(nodes), device=dst.device)
         inverse = torch.empty_like(order)
         inverse[order] = torch.arange(len(order), device=dst.device)
-        first_message = degree[nodes].cumsum(0) - degree[nodes]
+        first_message = node_degree.cumsum(0) - node_degree
         return cls(order, inverse, tuple(blocks), nodes, row_of_node, first_message, num_nodes)
 
     def split(self, *tensors: Tensor):

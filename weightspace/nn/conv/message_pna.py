@@ -1,6 +1,6 @@
 """``message_pna``: the FiLM messages of :class:`~weightspace.nn.conv.EdgeMPNNConv` in one
-direction and their per-node sums, sums of squares, maxima and minima, as one autograd
-function.
+direction and their per-node means, squared deviations, maxima and minima, as one
+autograd function.
 
 For the messages into ``target`` from ``source`` along the edges (every edge once):
 
@@ -111,9 +111,10 @@ class _MessagePNA(torch.autograd.Function):
                                                           blocks.split(g_m, m), strict=True):
                 rows = slice(row, row + count)
                 twice = 2 * g_squares[rows]
+                # the mean is recomputed, not saved: one cheap pass over m, no [nodes, H] kept
                 mean = (m_k.sum(1) / degree).to(twice.dtype)
-                torch.addcmul((g_mean[rows] / degree - twice * mean).to(dtype).unsqueeze(1),
-                              m_k, twice.to(dtype).unsqueeze(1), out=g_m_k)
+                shift = (g_mean[rows] / degree - twice * mean).to(dtype)
+                torch.addcmul(shift.unsqueeze(1), m_k, twice.to(dtype).unsqueeze(1), out=g_m_k)
                 row += count
             # a flat index_add, not scatter_add_ along dim 1 (many times slower on CPU)
             hidden = m.shape[1]
