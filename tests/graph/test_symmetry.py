@@ -136,3 +136,25 @@ def test_batched_vectors_transform_alike():
     out = t(vecs)
     for i in range(3):
         assert torch.equal(out[i], t(vecs[i]))
+
+
+@pytest.mark.parametrize("name", ["resnet_blocks", "tiny_vit", "mlp_tanh"])
+def test_moving_one_group_touches_only_its_entries(name):
+    """``entry_moves`` over the nodes of one group gives what the full transform gives."""
+    from weightspace.graph.symmetry import entry_moves, node_transform
+
+    model = build(name)
+    spec = ws.GraphSpec.from_module(model)
+    full = sample_symmetry(spec, torch.Generator().manual_seed(2), scale=False)
+    group = next(g for g in spec.permutation_groups if not g.fixed and g.size > 1)
+    nodes = torch.cat([spec.set_offset[s] + torch.arange(group.size) for s in group.sets])
+    perm, scale = torch.arange(spec.num_nodes), torch.ones(spec.num_nodes, dtype=torch.float64)
+    perm[nodes], scale[nodes] = full.node_perm[nodes], full.node_scale[nodes]
+    whole = node_transform(spec, perm[None], scale[None])[0]
+    vec = spec.flatten(model).double()
+    buffers = spec.flatten_buffers(model) if len(spec.buffers) else None
+    moved, moved_buffers = entry_moves(spec, perm[None], scale[None], nodes).apply(vec, buffers)
+    assert torch.equal(moved, whole(vec))
+    if buffers is not None:
+        assert torch.equal(moved_buffers, whole.buffers(buffers))
+    assert not torch.equal(moved, vec)

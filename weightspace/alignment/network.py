@@ -2,10 +2,11 @@
 
 Two networks trained apart compute alike up to a relabelling of their hidden neurons (and,
 behind odd activations, sign flips); :func:`align` finds the relabelling by weight matching
-(:mod:`weightspace.alignment.weight_matching`) and returns a copy of ``other`` in the coordinates of
-``reference``, computing what ``other`` computes. :func:`distance` is the weight distance that
-is left, the measure of how far apart two networks are once their symmetries are factored out;
-:func:`distances` and :func:`pairwise_distances` compute it for weight rows of a zoo.
+(:mod:`weightspace.alignment.weight_matching`) or by activation matching on data
+(:mod:`weightspace.alignment.activation_matching`) and returns a copy of ``other`` in the
+coordinates of ``reference``, computing what ``other`` computes. :func:`distance` is the weight
+distance that is left, the measure of how far apart two networks are once their symmetries are
+factored out; :func:`distances` and :func:`pairwise_distances` compute it for weight rows of a zoo.
 """
 
 from __future__ import annotations
@@ -15,21 +16,24 @@ import copy
 import torch
 from torch import Tensor, nn
 
+from weightspace.alignment.activation_matching import activation_matching
 from weightspace.alignment.weight_matching import weight_matching
 from weightspace.errors import SpecMismatchError
 from weightspace.graph.example_inputs import as_tuple, default_example_inputs
 from weightspace.graph.spec import GraphSpec
 from weightspace.graph.symmetry import SymmetryTransform
 
-METHODS = ("weights",)
+METHODS = ("weights", "activations")
 # Largest relative change of the outputs an aligned network may show (float32 rounding).
 TOLERANCE = 1e-5
 
 
-def _matched(reference: nn.Module, other: nn.Module, example_inputs, method: str
+def _matched(reference: nn.Module, other: nn.Module, example_inputs, method: str, data
              ) -> tuple[GraphSpec, SymmetryTransform, Tensor, Tensor | None]:
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if method == "activations" and data is None:
+        raise ValueError("method='activations' needs data: pass data=x (inputs) or (x, y)")
     spec = GraphSpec.from_module(reference, example_inputs)
     own = GraphSpec.from_module(other, example_inputs)
     if own.id != spec.id:
@@ -37,20 +41,27 @@ def _matched(reference: nn.Module, other: nn.Module, example_inputs, method: str
                                 f"{type(reference).__name__} ({spec.id}), other "
                                 f"{type(other).__name__} ({own.id})")
     buffers = len(spec.buffers) > 0
-    t = weight_matching(spec, spec.flatten(reference), spec.flatten(other),
-                        spec.flatten_buffers(reference) if buffers else None,
-                        spec.flatten_buffers(other) if buffers else None)
+    if method == "activations":
+        t = activation_matching(spec, reference, other, data, example_inputs)
+    else:
+        t = weight_matching(spec, spec.flatten(reference), spec.flatten(other),
+                            spec.flatten_buffers(reference) if buffers else None,
+                            spec.flatten_buffers(other) if buffers else None)
     return spec, t, spec.flatten(other), spec.flatten_buffers(other) if buffers else None
 
 
-def align(reference: nn.Module, other: nn.Module, *, method: str = "weights",
+def align(reference: nn.Module, other: nn.Module, *, method: str = "weights", data=None,
           example_inputs=None, check: bool = True) -> nn.Module:
     """A copy of ``other`` relabelled (and sign-flipped where its activations allow) to be as
     close as its symmetries let it come to ``reference``; it computes the same function as
-    ``other``. Both must be of one architecture. ``method="weights"``: weight matching.
-    ``check``: run both on ``example_inputs`` (or the architecture's default ones) and raise
-    if the outputs differ by more than float rounding."""
-    spec, t, vec, buffers = _matched(reference, other, example_inputs, method)
+    ``other``. Both must be of one architecture.
+
+    ``method="weights"``: weight matching (:mod:`~weightspace.alignment.weight_matching`);
+    ``method="activations"``: activation matching on ``data`` (inputs, ``(x, y)`` or an
+    iterable of batches; :mod:`~weightspace.alignment.activation_matching`). ``check``: run
+    both on ``example_inputs`` (or the architecture's default ones) and raise if the outputs
+    differ by more than float rounding."""
+    spec, t, vec, buffers = _matched(reference, other, example_inputs, method, data)
     aligned = copy.deepcopy(other)
     state = spec.unflatten(t(vec), None if buffers is None else t.buffers(buffers))
     aligned.load_state_dict(state, strict=True)
@@ -59,11 +70,12 @@ def align(reference: nn.Module, other: nn.Module, *, method: str = "weights",
     return aligned
 
 
-def distance(a: nn.Module, b: nn.Module, *, method: str = "weights", example_inputs=None
-             ) -> float:
+def distance(a: nn.Module, b: nn.Module, *, method: str = "weights", data=None,
+             example_inputs=None) -> float:
     """``||theta_a - g(theta_b)|| / ||theta_a||``: the relative L2 distance between the weights
-    of ``a`` and of ``b`` aligned to ``a`` (0 when ``b`` is a relabelled copy of ``a``)."""
-    spec, t, vec, _ = _matched(a, b, example_inputs, method)
+    of ``a`` and of ``b`` aligned to ``a`` (0 when ``b`` is a relabelled copy of ``a``);
+    ``method`` and ``data`` as for :func:`align`."""
+    spec, t, vec, _ = _matched(a, b, example_inputs, method, data)
     ref = spec.flatten(a).double()
     return float((ref - t(vec.double())).norm() / ref.norm().clamp(min=1e-30))
 

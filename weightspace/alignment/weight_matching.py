@@ -30,20 +30,34 @@ import torch
 from torch import Tensor
 
 from weightspace.graph.spec import GraphSpec
-from weightspace.graph.symmetry import PermutationGroup, SymmetryTransform, node_transform
+from weightspace.graph.symmetry import (
+    PermutationGroup,
+    SymmetryTransform,
+    entry_moves,
+    node_transform,
+)
 
 
 @dataclass
-class _GroupIndex:
+class GroupIndex:
     """Where the entries that move with each neuron of one group sit, as a dense map
-    ``[size, columns]`` of flat-source indices (``-1``: none)."""
+    ``[size, columns]`` of flat-source indices (``-1``: none).
+
+    Args:
+        group: the permutation group.
+        nodes: ``[sets, size]`` node ids of the group's sets.
+        index: ``[size, columns]`` source index per (position, key); -1 where absent.
+        column_set: ``[columns]`` which of the group's sets a key belongs to (0 .. sets-1).
+        signs: per set, whether its neurons may flip sign (odd activations).
+        neighbour: ``[columns]`` the group at the other end of the key's edge (-1: none).
+    """
 
     group: PermutationGroup
-    nodes: Tensor  # [sets, size] node ids of the group's sets
-    index: Tensor  # [size, columns] source index per (position, key); -1 where absent
-    column_set: Tensor  # [columns] which of the group's sets a key belongs to (0 .. sets-1)
-    signs: list[bool]  # per set: its neurons may flip sign (odd activations)
-    neighbour: Tensor  # [columns] the group at the other end of the key's edge (-1: none)
+    nodes: Tensor
+    index: Tensor
+    column_set: Tensor
+    signs: list[bool]
+    neighbour: Tensor
 
 
 def _node_positions(spec: GraphSpec) -> tuple[Tensor, Tensor]:
@@ -57,58 +71,49 @@ def _node_positions(spec: GraphSpec) -> tuple[Tensor, Tensor]:
 
 
 def _group_index(spec: GraphSpec, group: PermutationGroup, node_set: Tensor, node_pos: Tensor,
-                 node_group: Tensor) -> _GroupIndex:
+                 node_group: Tensor) -> GroupIndex:
     real = len(spec.params) + len(spec.buffers)  # source slots past these are constants
     members = torch.zeros(spec.num_nodes, dtype=torch.bool)
     nodes = torch.stack([spec.set_offset[s] + torch.arange(group.size) for s in group.sets])
     members[nodes.reshape(-1)] = True
     src, dst = spec.edge_index
-    F = spec.edge_src.shape[1]
+    F, k = spec.edge_src.shape[1], spec.node_src.shape[1]
+    # An entry's key: the set of the group's node, the direction (2: the node's own slots),
+    # the node at the other end, the edge's type and kernel position, and the slot; the same
+    # key in two networks holds corresponding entries once the neighbours are aligned. Keys
+    # are single integers (mixed radix, every part below its bound).
+    N, S = spec.num_nodes, max(F, k)
+    T = int(spec.edge_type.max()) + 1 if spec.num_edges else 1
+    K = int(spec.edge_pos.max()) + 1 if spec.num_edges else 1
     rows, keys, slots = [], [], []
-    # an entry's key: the set of the group's node, the direction, the node at the other end,
-    # the edge's type and kernel position, and the slot; the same key in two networks holds
-    # corresponding entries once the neighbours are aligned
     for direction, (mine, other) in enumerate(((src, dst), (dst, src))):
         e = torch.nonzero(members[mine]).reshape(-1)
-        base = torch.stack([node_set[mine[e]], torch.full_like(e, direction), other[e],
-                            spec.edge_type[e], spec.edge_pos[e]], 1)
+        base = (((node_set[mine[e]] * 3 + direction) * N + other[e]) * T
+                + spec.edge_type[e]) * K + spec.edge_pos[e]
         rows.append(node_pos[mine[e]].repeat_interleave(F))
-        keys.append(torch.cat([base.repeat_interleave(F, 0),
-                               torch.arange(F).repeat(len(e)).unsqueeze(1)], 1))
+        keys.append((base.unsqueeze(1) * S + torch.arange(F)).reshape(-1))
         slots.append(spec.edge_src[e].reshape(-1))
     n = nodes.reshape(-1)
-    k = spec.node_src.shape[1]
     rows.append(node_pos[n].repeat_interleave(k))
-    keys.append(torch.stack([node_set[n].repeat_interleave(k), torch.full((len(n) * k,), 2),
-                             torch.zeros(len(n) * k, dtype=torch.long),
-                             torch.zeros(len(n) * k, dtype=torch.long),
-                             torch.zeros(len(n) * k, dtype=torch.long),
-                             torch.arange(k).repeat(len(n))], 1))
+    base = (node_set[n] * 3 + 2) * N * T * K
+    keys.append((base.unsqueeze(1) * S + torch.arange(k)).reshape(-1))
     slots.append(spec.node_src[n].reshape(-1))
     rows, keys, slots = torch.cat(rows), torch.cat(keys), torch.cat(slots)
     keep = slots < real
     rows, keys, slots = rows[keep], keys[keep], slots[keep]
-    # one integer per key (mixed radix; every part below its bound), then a 1-D unique
-    bounds = (len(spec.blueprint.sets), 3, spec.num_nodes, int(spec.edge_type.max()) + 1 if
-              spec.num_edges else 1, int(spec.edge_pos.max()) + 1 if spec.num_edges else 1,
-              max(F, k))
-    flat = torch.zeros(len(keys), dtype=torch.long)
-    for part, bound in enumerate(bounds):
-        flat = flat * bound + keys[:, part]
-    _, column = torch.unique(flat, return_inverse=True)
-    columns = int(column.max()) + 1 if column.numel() else 0
-    index = torch.full((group.size, columns), -1)
+    unique, column = torch.unique(keys, return_inverse=True)
+    index = torch.full((group.size, len(unique)), -1)
     index[rows, column] = slots
-    neighbour = torch.full((columns,), -1)
-    edge_key = keys[:, 1] < 2
-    neighbour[column[edge_key]] = node_group[keys[edge_key, 2]]
-    column_set = torch.zeros(columns, dtype=torch.long)
-    column_set[column] = torch.searchsorted(torch.tensor(group.sets), keys[:, 0].contiguous())
+    other = unique // (S * K * T) % N
+    direction = unique // (S * K * T * N) % 3
+    neighbour = torch.where(direction < 2, node_group[other], -1)
+    column_set = torch.searchsorted(torch.tensor(group.sets),
+                                    (unique // (S * K * T * N * 3)).contiguous())
     signs = [spec.blueprint.sets[s].sign_ok for s in group.sets]
-    return _GroupIndex(group, nodes, index, column_set, signs, neighbour)
+    return GroupIndex(group, nodes, index, column_set, signs, neighbour)
 
 
-def _groups(spec: GraphSpec) -> list[_GroupIndex]:
+def matching_groups(spec: GraphSpec) -> list[GroupIndex]:
     """The groups that move, in the order of their first node set (inputs to outputs), with
     their index maps; built once per architecture and kept on the spec."""
     if not hasattr(spec, "_matching_groups"):
@@ -152,8 +157,10 @@ def _assemble(block_perm: np.ndarray, within: dict, size: int) -> np.ndarray:
                            for i in range(len(block_perm))])
 
 
-def _units(groups: list[_GroupIndex]) -> list[list[int]]:
-    """Groups matched together: those whose blocks share one order (a name), else one each."""
+def matching_units(spec: GraphSpec) -> list[list[int]]:
+    """Indices into :func:`matching_groups` of the groups matched together: those whose
+    blocks share one order (a name), else one each."""
+    groups = matching_groups(spec)
     named: dict[str, list[int]] = {}
     units = []
     for i, g in enumerate(groups):
@@ -168,7 +175,7 @@ def _units(groups: list[_GroupIndex]) -> list[list[int]]:
     return units
 
 
-def _match_unit(members: list[_GroupIndex], costs: list[np.ndarray]) -> list[np.ndarray]:
+def match_unit(members: list[GroupIndex], costs: list[np.ndarray]) -> list[np.ndarray]:
     """The assignment ``q`` of each member (position ``i`` of the reference takes position
     ``q[i]`` of the other) maximising the members' total ``sum_i score[i, q[i]]``."""
     grp = members[0].group
@@ -185,38 +192,65 @@ def _match_unit(members: list[_GroupIndex], costs: list[np.ndarray]) -> list[np.
     return [_assemble(block_perm, within, size) for _, within in tables]
 
 
+def unit_step(members: list[GroupIndex], per_set: list[list[np.ndarray]],
+              qs: list[np.ndarray], num_nodes: int) -> tuple[Tensor, Tensor]:
+    """``([1, N] node_perm, [1, N] node_scale)`` of one unit's assignment: the members' nodes
+    take positions ``qs`` (tied sets move alike) and each set whose activation is odd flips
+    the neurons whose matched score ``per_set[k][i, q[i]]`` is negative."""
+    perm = torch.arange(num_nodes).unsqueeze(0)
+    scale = torch.ones(1, num_nodes, dtype=torch.float64)
+    for g, cs, q in zip(members, per_set, qs, strict=True):
+        q_t = torch.from_numpy(q)
+        for row, c, sign in zip(g.nodes, cs, g.signs, strict=True):
+            flip = np.where(c[np.arange(len(q)), q] < 0, -1.0, 1.0) if sign else np.ones(len(q))
+            perm[0, row], scale[0, row] = row[q_t], torch.from_numpy(flip)
+    return perm, scale
+
+
+def score(members: list[GroupIndex], per_set: list[list[np.ndarray]]) -> list[np.ndarray]:
+    """Each member's assignment score: the sum over its sets, in absolute value for a set
+    whose neurons may flip sign."""
+    return [sum(np.abs(c) if sign else c for c, sign in zip(cs, g.signs, strict=True))
+            for g, cs in zip(members, per_set, strict=True)]
+
+
 def weight_matching(spec: GraphSpec, reference: Tensor, other: Tensor,
                     reference_buffers: Tensor | None = None, other_buffers: Tensor | None = None,
-                    max_iter: int = 100, seed: int = 0) -> SymmetryTransform:
+                    max_iter: int = 100, seed: int = 0, units: list[int] | None = None
+                    ) -> SymmetryTransform:
     """The transform ``g`` with ``g(other)`` closest to ``reference`` (module docstring).
 
     ``reference`` and ``other`` are flat weight vectors ``[P]`` in ``spec``'s layout (buffers
     ``[Q]`` when the architecture has them). Apply it with ``g(other)`` and
-    ``g.buffers(other_buffers)``; the function is unchanged.
+    ``g.buffers(other_buffers)``; the function is unchanged. ``units``: which of
+    :func:`matching_units` may move (all by default); the others count as aligned.
     """
     s_ref = spec.source(reference.double(), None if reference_buffers is None
                         else reference_buffers.double())
-    groups = _groups(spec)
+    groups = matching_groups(spec)
     N = spec.num_nodes
     perm = torch.arange(N).unsqueeze(0)
     scale = torch.ones(1, N, dtype=torch.float64)
     current = (other.double(), None if other_buffers is None else other_buffers.double())
     s_other = spec.source(*current)
     rng = np.random.default_rng(seed)
-    units = _units(groups)
+    all_units = matching_units(spec)
+    moving = list(range(len(all_units))) if units is None else sorted(units)
+    aligned = torch.ones(len(groups) + 1, dtype=torch.bool)  # neighbour -1: fixed, a bias
+    for u in moving:
+        aligned[all_units[u]] = False
     ref_features = [_features(s_ref, g.index) for g in groups]  # the reference never moves
     for sweep in range(max_iter):
-        improved, done = False, torch.zeros(len(groups) + 1, dtype=torch.bool)
-        done[-1] = True  # neighbour -1: a fixed node, a bias or a buffer
+        improved, done = False, aligned.clone()
         # The first sweep goes from inputs to outputs and reads only what is aligned already
         # (edges to fixed nodes and to groups before, biases, buffers): a first layer matched
         # on its inputs is not thrown off by the unaligned layer after it. Later sweeps read
         # everything, in random order (coordinate descent).
-        order = range(len(units)) if sweep == 0 else rng.permutation(len(units))
+        order = moving if sweep == 0 else rng.permutation(moving)
         for u in order:
-            members = [groups[i] for i in units[u]]
-            costs, scores, per_set = [], [], []
-            for i, g in zip(units[u], members, strict=True):
+            members = [groups[i] for i in all_units[u]]
+            costs, per_set = [], []
+            for i, g in zip(all_units[u], members, strict=True):
                 use = done[g.neighbour] if sweep == 0 else torch.ones_like(g.neighbour, dtype=bool)
                 a, b = ref_features[i], _features(s_other, g.index)
                 # one cost per node set: a set whose activation is odd flips on its own
@@ -224,29 +258,19 @@ def weight_matching(spec: GraphSpec, reference: Tensor, other: Tensor,
                 cs = [(a[:, m] @ b[:, m].T).numpy() for m in sets]
                 per_set.append(cs)
                 costs.append(sum(cs))
-                scores.append(sum(np.abs(c) if sign else c
-                                  for c, sign in zip(cs, g.signs, strict=True)))
-            done[units[u]] = True
-            qs = _match_unit(members, scores)
+            done[all_units[u]] = True
+            scores = score(members, per_set)
+            qs = match_unit(members, scores)
             size = np.arange(members[0].group.size)
             gain = sum(sc[size, q].sum() - np.trace(c)
                        for sc, c, q in zip(scores, costs, qs, strict=True))
             if gain <= 1e-9 * (1 + sum(np.abs(c).sum() for c in costs)):
                 continue
             improved = True
-            step_perm = torch.arange(N).unsqueeze(0)
-            step_scale = torch.ones(1, N, dtype=torch.float64)
-            for g, cs, q in zip(members, per_set, qs, strict=True):
-                q_t = torch.from_numpy(q)
-                for row, c, sign in zip(g.nodes, cs, g.signs, strict=True):
-                    # every tied set moves the same way; each odd one flips where that helps
-                    flip = np.where(c[size, q] < 0, -1.0, 1.0) if sign else np.ones(len(q))
-                    flip_t = torch.from_numpy(flip)
-                    step_perm[0, row], step_scale[0, row] = row[q_t], flip_t
-                    perm[0, row] = perm[0, row[q_t]]
-                    scale[0, row] = scale[0, row[q_t]] * flip_t
-            step = node_transform(spec, step_perm, step_scale)[0]
-            current = (step(current[0]), None if current[1] is None else step.buffers(current[1]))
+            step_perm, step_scale = unit_step(members, per_set, qs, N)
+            perm, scale = perm[:, step_perm[0]], scale[:, step_perm[0]] * step_scale
+            moved = torch.cat([g.nodes.reshape(-1) for g in members])
+            current = entry_moves(spec, step_perm, step_scale, moved).apply(*current)
             s_other = spec.source(*current)
         if not improved and sweep > 0:
             break

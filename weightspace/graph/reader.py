@@ -145,6 +145,8 @@ class GraphReader:
                 )
                 env[node] = self._apply(node, args, kwargs)
         self.node = None
+        # kept for weightspace.graph.node_values, which runs the same traced graph on data
+        self.traced, self.values = gm, env
         return self.bp
 
     def _get_attr(self, node):

@@ -144,10 +144,12 @@ class SymmetryTransform:
                                  self.param_scale[b], self.buffer_index[b])
 
 
-def _edge_keys(spec, src: Tensor, dst: Tensor) -> Tensor:
+def _edge_keys(spec, src: Tensor, dst: Tensor, edges: Tensor | slice = slice(None)) -> Tensor:
+    """One integer per edge (of ``edges``) from its endpoints ``src``, ``dst``, type and
+    kernel position."""
     n, t = spec.num_nodes, int(spec.edge_type.max()) + 1 if spec.num_edges else 1
     positions = int(spec.edge_pos.max()) + 1 if spec.num_edges else 1
-    return ((src * n + dst) * t + spec.edge_type) * positions + spec.edge_pos
+    return ((src * n + dst) * t + spec.edge_type[edges]) * positions + spec.edge_pos[edges]
 
 
 def _sorted_edge_keys(spec) -> tuple[Tensor, Tensor]:
@@ -211,39 +213,89 @@ def node_transform(spec, node_perm: Tensor, node_scale: Tensor | None = None
     B, N = node_perm.shape
     if node_scale is None:
         node_scale = torch.ones(B, N, dtype=torch.float64)
-    # Where each old node goes, and so where each old edge goes.
-    new_of_old = torch.empty_like(node_perm).scatter_(1, node_perm, torch.arange(N).expand(B, N))
-    src, dst = spec.edge_index
-    sorted_keys, order = _sorted_edge_keys(spec)
-    moved = _edge_keys(spec, new_of_old[:, src], new_of_old[:, dst])  # [B, E]
-    where = torch.searchsorted(sorted_keys, moved).clamp(max=max(len(order) - 1, 0))
-    if spec.num_edges and not torch.equal(sorted_keys[where], moved):
-        raise RuntimeError("the sampled permutation is not an automorphism of the graph")
-    new_edge = order[where]  # [B, E]: old edge e now sits on edge new_edge[b, e]
-
+    moves = entry_moves(spec, node_perm, node_scale)
     P, Q = spec.num_params, len(spec.buffers)
     param_index = torch.arange(P).repeat(B, 1)
     param_scale = torch.ones(B, P, dtype=torch.float64)
     buffer_index = torch.arange(Q).repeat(B, 1)
+    param_index.scatter_(1, moves.targets, moves.sources)
+    param_scale.scatter_(1, moves.targets, moves.scales)
+    buffer_index.scatter_(1, moves.buffer_targets, moves.buffer_sources)
+    return SymmetryTransform(node_perm, node_scale, param_index, param_scale, buffer_index)
+
+
+@dataclass
+class EntryMoves:
+    """The entries a relabelling moves; every entry not listed stays where it is.
+
+    Args:
+        targets: ``[B, M]`` weights that take new values.
+        sources: ``[B, M]`` the weight each target takes ...
+        scales: ``[B, M]`` ... times this factor.
+        buffer_targets: ``[B, K]`` buffer entries that take new values.
+        buffer_sources: ``[B, K]`` the buffer entry each takes.
+    """
+
+    targets: Tensor
+    sources: Tensor
+    scales: Tensor
+    buffer_targets: Tensor
+    buffer_sources: Tensor
+
+    def apply(self, vec: Tensor, buffers: Tensor | None = None
+              ) -> tuple[Tensor, Tensor | None]:
+        """Transform ``b = 0`` applied to one weight vector ``[P]`` (and buffers ``[Q]``)."""
+        out = vec.clone()
+        out[self.targets[0]] = vec[self.sources[0]] * self.scales[0].to(vec.dtype)
+        if buffers is None:
+            return out, None
+        moved = buffers.clone()
+        moved[self.buffer_targets[0]] = buffers[self.buffer_sources[0]]
+        return out, moved
+
+
+def entry_moves(spec, node_perm: Tensor, node_scale: Tensor, nodes: Tensor | None = None
+                ) -> EntryMoves:
+    """What :func:`node_transform` moves, as lists of entries. ``nodes``: the only nodes that
+    move or scale (every other keeps its place and factor 1); then only the edges at these
+    nodes are looked up, so that one step of a search that moves one layer costs that layer's
+    edges, not the network's."""
+    B, N = node_perm.shape
+    src, dst = spec.edge_index
+    if nodes is None:
+        edges, nodes = slice(None), slice(None)
+    else:
+        touched = torch.zeros(N, dtype=torch.bool)
+        touched[nodes] = True
+        edges = torch.nonzero(touched[src] | touched[dst]).reshape(-1)
+    # Where each old node goes, and so where each old edge goes.
+    new_of_old = torch.empty_like(node_perm).scatter_(1, node_perm, torch.arange(N).expand(B, N))
+    sorted_keys, order = _sorted_edge_keys(spec)
+    moved = _edge_keys(spec, new_of_old[:, src[edges]], new_of_old[:, dst[edges]], edges)
+    where = torch.searchsorted(sorted_keys, moved).clamp(max=max(len(order) - 1, 0))
+    if spec.num_edges and not torch.equal(sorted_keys[where], moved):
+        raise RuntimeError("the sampled permutation is not an automorphism of the graph")
+    new_edge = order[where]  # [B, E']: old edge edges[e] now sits on edge new_edge[b, e]
+    P, Q = spec.num_params, len(spec.buffers)
 
     # Edges: edge (u, v) is scaled by d_v / d_u of its new endpoints.
-    old_src = spec.edge_src
+    old_src = spec.edge_src[edges]
     mask = old_src < P
-    targets = spec.edge_src[new_edge][:, mask]  # [B, M] new homes of the old entries
-    param_index.scatter_(1, targets, old_src[mask].expand(B, -1))
-    ratio = node_scale[:, dst] / node_scale[:, src]  # [B, E] per new edge
-    per_entry = ratio.gather(1, new_edge).unsqueeze(-1).expand(B, *old_src.shape)[:, mask]
-    param_scale.scatter_(1, targets, per_entry)
+    targets = [spec.edge_src[new_edge][:, mask]]  # [B, M] new homes of the old entries
+    sources = [old_src[mask].expand(B, -1)]
+    ratio = node_scale.gather(1, dst[new_edge]) / node_scale.gather(1, src[new_edge])
+    scales = [ratio.unsqueeze(-1).expand(B, *old_src.shape)[:, mask]]
 
     # Nodes: the features of old node node_perm[n] now sit on node n; biases scale by d_n.
-    old_src, new_src = spec.node_src[node_perm], spec.node_src  # [B, N, 3], [N, 3]
+    old_src, new_src = spec.node_src[node_perm[:, nodes]], spec.node_src[nodes]
     mask = new_src < P
-    param_index.scatter_(1, new_src[mask].expand(B, -1), old_src[:, mask])
-    bias = new_src[:, NODE_BIAS]
-    param_scale.scatter_(1, bias[bias < P].expand(B, -1), node_scale[:, bias < P])
+    bias = mask & (torch.arange(new_src.shape[1]) == NODE_BIAS)
+    targets.append(new_src[mask].expand(B, -1))
+    sources.append(old_src[:, mask])
+    scales.append(torch.where(bias, node_scale[:, nodes].unsqueeze(-1), 1.0)[:, mask])
     mask = (new_src >= P) & (new_src < P + Q)
-    buffer_index.scatter_(1, (new_src[mask] - P).expand(B, -1), old_src[:, mask] - P)
-    return SymmetryTransform(node_perm, node_scale, param_index, param_scale, buffer_index)
+    return EntryMoves(torch.cat(targets, 1), torch.cat(sources, 1), torch.cat(scales, 1),
+                      (new_src[mask] - P).expand(B, -1), old_src[:, mask] - P)
 
 
 def sample_symmetry(spec, generator: torch.Generator | None = None, **kinds
