@@ -12,7 +12,10 @@ set -euo pipefail
 zoos=${1:?ZOO_DIR}; out=${2:?OUT_DIR}; shift 2
 parts=${*:-m1d_cnn m1d_mlp cnn inr edit}
 has() { [[ " $parts " == *" $1 "* ]]; }
-train() { python scripts/train.py -m trainer.progress=false trainer.seed=0,1,2 "$@"; }
+# LAUNCHER: Hydra launcher overrides for every sweep, e.g. on a SLURM cluster
+# LAUNCHER="hydra/launcher=submitit_slurm hydra.launcher.partition=gpu hydra.launcher.gpus_per_node=1"
+# shellcheck disable=SC2086
+train() { python scripts/train.py -m trainer.progress=false trainer.seed=0,1,2 ${LAUNCHER:-} "$@"; }
 baselines=statnn,np,mlp
 python -c "import nfn" 2>/dev/null && baselines=$baselines,nfn_np
 
