@@ -98,14 +98,15 @@ class VectorOptimizer:
         if kind not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {kind!r}")
         self.kind = kind
-        self.lr = lr.to(flat.dtype).view(-1, 1)
-        self.wd = weight_decay.to(flat.dtype).view(-1, 1)
+        self.lr = lr.to(flat.device, flat.dtype).view(-1, 1)
+        self.wd = weight_decay.to(flat.device, flat.dtype).view(-1, 1)
         self.m, self.v = torch.zeros_like(flat), torch.zeros_like(flat)
-        self.t = torch.zeros(len(lr), 1, dtype=torch.float64)  # bias corrections in double
+        # bias corrections in double
+        self.t = torch.zeros(len(lr), 1, dtype=torch.float64, device=flat.device)
 
     def step(self, p: Tensor, grad: Tensor, active: Tensor) -> Tensor:
         """The updated ``[B, P]`` parameters; networks with ``active[b] == False`` keep theirs."""
-        on = active.view(-1, 1)
+        on = active.to(p.device).view(-1, 1)
         self.t = self.t + on.double()
         g = grad + self.wd * p
         m, v = self.m, self.v
@@ -185,10 +186,15 @@ def train_vmapped(
     loss_fn: Callable[[Tensor, Tensor], Tensor] = F.cross_entropy,
     on_step: Callable[[], None] | None = None,
 ) -> list[Checkpoint]:
-    """Train ``models`` (same architecture as ``template``) together; checkpoints as stacks."""
+    """Train ``models`` (same architecture as ``template``) together; checkpoints as stacks.
+    Everything runs on the device of ``x`` (the models' weights are copied there); the
+    minibatch order is drawn on the CPU, so a run trains alike on every device."""
+    device = x.device
     fp = FlatParams(models)
+    fp.flat = fp.flat.to(device)
     flat = fp.flat
-    buffers = stack_buffers(models)  # BatchNorm statistics: updated in place, per network
+    # BatchNorm statistics: updated in place, per network
+    buffers = {k: v.to(device) for k, v in stack_buffers(models).items()}
     opt = VectorOptimizer(optimizer, flat, lr, weight_decay)
     template = copy.deepcopy(template).train()
 
@@ -198,6 +204,7 @@ def train_vmapped(
     checkpoints, step = [], 0
     for epoch in range(1, epochs + 1):
         idx, active = epoch_batches(subsets, batch_size, epoch, seeds)
+        idx, active = idx.to(device), active.to(device)
         for t in range(idx.shape[1]):
             xb, yb = x[idx[:, t]], y[idx[:, t]]
             on = active[:, t]

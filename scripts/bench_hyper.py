@@ -40,6 +40,8 @@ def timed(fn, repeats: int) -> float:
     for _ in range(repeats):
         begin = time.perf_counter()
         fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
         times.append(time.perf_counter() - begin)
     return statistics.median(times)
 
@@ -48,7 +50,9 @@ def bench_batched(name: str, module: torch.nn.Module, x: torch.Tensor, weight_se
                   repeats: int):
     spec = GraphSpec.from_module(module)
     base = spec.flatten(module)
-    flat = (base + 0.01 * torch.randn(weight_sets, base.numel())).requires_grad_(True)
+    flat = (base + 0.01 * torch.randn(weight_sets, base.numel())).to(x.device)
+    flat.requires_grad_(True)
+    module = module.to(x.device)
     names = spec.params
 
     def looped():
@@ -77,7 +81,8 @@ def bench_batched(name: str, module: torch.nn.Module, x: torch.Tensor, weight_se
         t_loop, t_batch = timed(lambda: run(looped), repeats), timed(lambda: run(batched), repeats)
         t_shared = timed(lambda: run(shared), repeats)
         module.zero_grad(set_to_none=True)
-        print(f"(a) {name}, {weight_sets} weight sets x {len(x)} inputs, {mode}: "
+        print(f"(a) {name} on {x.device.type}, {weight_sets} weight sets x {len(x)} inputs, "
+              f"{mode}: "
               f"loop {1e3 * t_loop:.1f} ms, batched {1e3 * t_batch:.1f} ms, "
               f"ratio {t_loop / t_batch:.1f}x; one weight set on all inputs "
               f"{1e3 * t_shared:.1f} ms, so at most {t_loop / t_shared:.1f}x", flush=True)
@@ -191,12 +196,13 @@ def main():
     p.add_argument("--target", type=float, default=0.6)
     p.add_argument("--plot", default=None, help="where to save the convergence plot (PNG)")
     p.add_argument("--only", choices=("batched", "mip"), default=None)
+    p.add_argument("--device", default="cpu", help="where (a) runs: cpu or cuda")
     a = p.parse_args()
     torch.manual_seed(0)
     if a.only in (None, "batched"):
         task = HyperRegularization("mlp")
         for n in a.inputs:
-            x = task.data["train"][0][:n]
+            x = task.data["train"][0][:n].to(a.device)
             bench_batched("digits MLP 64-64-64-10", task.target().eval(), x, a.weight_sets,
                           a.repeats)
             bench_batched("Small CNN (3x16 channels)", SmallCNN().eval(), x, a.weight_sets,

@@ -225,21 +225,26 @@ def main(argv=None):
     parser.add_argument("--batches", type=int, nargs="+", default=[64, 256])
     parser.add_argument("--table", nargs="+", default=["step", "batching"],
                         choices=["step", "batching"])
-    parser.add_argument("--zoos", nargs="+", default=list(ZOO_NETWORKS),
+    parser.add_argument("--zoos", nargs="+", default=[k.split()[0] for k in ZOO_NETWORKS],
+                        choices=[k.split()[0] for k in ZOO_NETWORKS],
                         help="which zoos' networks (default: all four)")
+    parser.add_argument("--step-batch", type=int, default=64, help="graphs a step (step table)")
+    parser.add_argument("--devices", nargs="+", default=None,
+                        help="default: cpu, and cuda when present")
     args = parser.parse_args(argv)
-    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available()
-                                       else [])
+    devices = [torch.device(d) for d in args.devices or
+               ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])]
     gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
     print(f"machine: {platform.machine()}, {torch.get_num_threads()} threads, "
           f"torch {torch.__version__}{gpu}")
     if "step" in args.table:
         print("\n| zoo networks | GMN | device | step | graphs/s | ratio | saved per graph (MB) |")
         print("|---|---|---|---|---|---|---|")
-        for name in args.zoos:
+        for name in [k for k in ZOO_NETWORKS if k.split()[0] in args.zoos]:
             for config in GMN_CONFIGS:
                 for device in devices:
-                    rows = bench_step(name, ZOO_NETWORKS[name], config, 64, args.steps, device)
+                    rows = bench_step(name, ZOO_NETWORKS[name], config, args.step_batch,
+                                      args.steps, device)
                     for r in rows:
                         print(f"| {name} | {config} | {device} | {r['variant']} | "
                               f"{r['graphs']:,.1f} | {r['graphs'] / rows[0]['graphs']:.2f}x | "

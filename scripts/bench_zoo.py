@@ -38,22 +38,32 @@ CNN_CONFIG = {
 }
 
 
-def bench_training(n_runs: int, epochs: int, alone_runs: int) -> dict:
+def sync(device: torch.device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def bench_training(n_runs: int, epochs: int, alone_runs: int,
+                   device: str | torch.device = "cpu") -> dict:
+    device = torch.device(device)
     recipe = DigitsCNN({**CNN_CONFIG, "epochs": epochs, "checkpoints": [epochs]})
     runs = [recipe.run(i, 0) for i in range(n_runs)]
-    x, y = recipe.data()["train"]
-    models = [recipe.build(r) for r in runs]
+    x, y = (t.to(device) for t in recipe.data()["train"])
+    models = [recipe.build(r).to(device) for r in runs]
     subsets = [torch.arange(len(y))] * n_runs
     seeds = [r.seed for r in runs]
     lr = torch.tensor([r.hparams["lr"] for r in runs])
     wd = torch.tensor([r.hparams["weight_decay"] for r in runs])
+    sync(device)
     start = time.perf_counter()
     train_vmapped(models[0], models, x, y, subsets, seeds, lr, wd, "adam", epochs, 32, [epochs])
+    sync(device)
     vmapped = time.perf_counter() - start
     start = time.perf_counter()
     for b in range(alone_runs):
         train_alone(models[b], x, y, subsets[b], seeds[b], float(lr[b]), float(wd[b]), "adam",
                     epochs, 32)
+    sync(device)
     alone = (time.perf_counter() - start) / alone_runs * n_runs
     # The floor of any batched training: one network trained on all B runs' minibatches at
     # once (B x 32 images a step, the same number of steps) -- the same multiply-adds with one
@@ -61,6 +71,7 @@ def bench_training(n_runs: int, epochs: int, alone_runs: int) -> dict:
     start = time.perf_counter()
     train_alone(models[0], x, y, torch.arange(len(y)).repeat(n_runs), seeds[0], float(lr[0]),
                 float(wd[0]), "adam", epochs, 32 * n_runs)
+    sync(device)
     floor = time.perf_counter() - start
     return {"vmapped_per_min": n_runs / vmapped * 60, "alone_per_min": n_runs / alone * 60,
             "ratio": alone / vmapped, "floor_s": floor, "bound": alone / floor}
@@ -132,19 +143,29 @@ def main(argv=None):
     parser.add_argument("--inr-steps", type=int, default=300)
     parser.add_argument("--models", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--device", default="cpu",
+                        help="where the CNN zoo trains (cpu, cuda); INRs and reading: the CPU")
+    parser.add_argument("--parts", nargs="+", default=["cnn", "inr", "reading"],
+                        choices=["cnn", "inr", "reading"])
     args = parser.parse_args(argv)
+    device = torch.device(args.device)
     torch.manual_seed(0)
+    gpu = f", GPU {torch.cuda.get_device_name()}" if device.type == "cuda" else ""
     print(f"machine: {platform.machine()}, {torch.get_num_threads()} threads, "
-          f"torch {torch.__version__}")
-    t = bench_training(args.runs, args.epochs, args.alone_runs)
-    print(f"(a) digits_cnn, {args.runs} runs x {args.epochs} epochs: vmap "
-          f"{t['vmapped_per_min']:.1f} networks/min, sequential {t['alone_per_min']:.1f} "
-          f"networks/min, ratio {t['ratio']:.1f}x; one network on all runs' minibatches "
-          f"{t['floor_s']:.2f} s, so at most {t['bound']:.1f}x")
-    t = bench_inr(args.inrs, args.inr_steps, args.alone_runs)
-    print(f"(a) digits_inr, {args.inrs} SIRENs x {args.inr_steps} steps: vmap "
-          f"{t['vmapped_per_min']:.0f} networks/min, sequential {t['alone_per_min']:.0f} "
-          f"networks/min, ratio {t['ratio']:.1f}x")
+          f"torch {torch.__version__}{gpu}")
+    if "cnn" in args.parts:
+        t = bench_training(args.runs, args.epochs, args.alone_runs, device)
+        print(f"(a) digits_cnn on {device}, {args.runs} runs x {args.epochs} epochs: vmap "
+              f"{t['vmapped_per_min']:.1f} networks/min, sequential {t['alone_per_min']:.1f} "
+              f"networks/min, ratio {t['ratio']:.1f}x; one network on all runs' minibatches "
+              f"{t['floor_s']:.2f} s, so at most {t['bound']:.1f}x", flush=True)
+    if "inr" in args.parts:
+        t = bench_inr(args.inrs, args.inr_steps, args.alone_runs)
+        print(f"(a) digits_inr, {args.inrs} SIRENs x {args.inr_steps} steps: vmap "
+              f"{t['vmapped_per_min']:.0f} networks/min, sequential {t['alone_per_min']:.0f} "
+              f"networks/min, ratio {t['ratio']:.1f}x", flush=True)
+    if "reading" not in args.parts:
+        return
     with tempfile.TemporaryDirectory() as tmp:
         r = bench_reading(args.models, args.batch, Path(tmp))
     print(f"(b) {args.models} Small CNNs, batches of {args.batch}: zoo {r['zoo_seq']:.0f} "

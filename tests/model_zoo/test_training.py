@@ -40,6 +40,20 @@ def test_vmap_training_equals_training_alone(optimizer, net):
                                models[b].head.weight if net == "cnn" else models[b][0].weight)
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_vmap_training_on_cuda_equals_the_cpu():
+    x, y = load_digits_splits(0)["train"]
+    torch.manual_seed(0)
+    models = [SmallCNN() for _ in range(2)]
+    subsets = [torch.arange(len(y)), torch.arange(len(y) // 2)]
+    lr, wd = torch.tensor([1e-3, 3e-3]), torch.tensor([0.0, 1e-4])
+    args = (subsets, [1, 2], lr, wd, "adam", 1, 32, [1])
+    cpu = train_vmapped(models[0], models, x, y, *args)[-1].flat
+    gpu = train_vmapped(models[0], [m.cuda() for m in models], x.cuda(), y.cuda(), *args)
+    torch.testing.assert_close(gpu[-1].flat.cpu(), cpu, rtol=1e-3, atol=1e-4)
+
+
 def test_vmapped_evaluation_matches_each_network():
     x, y = load_digits_splits(0)["test"]
     models = [SmallCNN() for _ in range(3)]
