@@ -6,6 +6,8 @@
     B x n inputs (the same multiply-adds with one weight set); loop time over that time bounds
     the ratio any batched evaluation can reach on this machine. Targets: the digits MLP of
     ``task=hyper_regularization`` and the Small CNN.
+(s) ``--only sweep``: the same for a 2-64-64-1 MLP (an INR) over weight sets B and inputs n,
+    with the chunks ``batched_forward`` chooses by itself and with all weight sets at once.
 (b) ``task=hyper_regularization`` trained with a MIP hypernetwork and with the classic
     proportional one, same seeds, same batches, with Adam and with SGD + momentum: steps until
     the (smoothed) training loss reaches ``--target``, final loss, diverged runs; a
@@ -29,7 +31,7 @@ from torch.func import functional_call
 from weightspace.functional import batched_forward
 from weightspace.graph import GraphSpec
 from weightspace.hyper import HyperNetwork
-from weightspace.nets import SmallCNN
+from weightspace.nets import MLP, SmallCNN
 from weightspace.tasks.hyper import HyperRegularization
 from weightspace.training import make_optimizer
 
@@ -86,6 +88,43 @@ def bench_batched(name: str, module: torch.nn.Module, x: torch.Tensor, weight_se
               f"loop {1e3 * t_loop:.1f} ms, batched {1e3 * t_batch:.1f} ms, "
               f"ratio {t_loop / t_batch:.1f}x; one weight set on all inputs "
               f"{1e3 * t_shared:.1f} ms, so at most {t_loop / t_shared:.1f}x", flush=True)
+
+
+def _sweep_point(module, flat: torch.Tensor, x: torch.Tensor, repeats: int) -> dict:
+    """Forward + backward times of the loop, auto chunks and all at once, for one (B, n)."""
+    names = GraphSpec.from_module(module).params
+
+    def step(f):
+        f().square().mean().backward()
+        flat.grad = None
+
+    loop = [lambda: torch.stack([functional_call(module, names.unflatten(row), (x,))
+                                 for row in flat])]
+    return {"loop": timed(lambda: step(loop[0]), repeats),
+            "auto": timed(lambda: step(lambda: batched_forward(module, flat, x)), repeats),
+            "all": timed(lambda: step(lambda: batched_forward(module, flat, x, chunk_size=None)),
+                         repeats)}
+
+
+def bench_sweep(weight_sets: list[int], inputs: list[int], repeats: int, device: str):
+    """batched_forward (chunks chosen automatically, and all weight sets at once) against the
+    loop over weight sets, forward + backward, for a 2-64-64-1 MLP (an INR) over B and n."""
+    from weightspace.functional.batched_sequential import auto_chunk, plan
+
+    module = MLP(2, [64, 64], 1).to(device)
+    base = GraphSpec.from_module(module).flatten(module).to(device)
+    print("| weight sets B | inputs n | loop fwd+bwd (ms) | batched, auto chunk (ms) | chunk | "
+          "ratio | batched, all at once (ms) | ratio |")
+    print("|---|---|---|---|---|---|---|---|")
+    for B in weight_sets:
+        for n in inputs:
+            flat = (base + 0.01 * torch.randn(B, base.numel(), device=device)).requires_grad_()
+            x = torch.rand(n, 2, device=device)
+            t = _sweep_point(module, flat, x, repeats)
+            chunk = auto_chunk(plan(module, False), x, False, B) or B
+            print(f"| {B} | {n} | {1e3 * t['loop']:.1f} | {1e3 * t['auto']:.1f} | {chunk} | "
+                  f"{t['loop'] / t['auto']:.2f}x | {1e3 * t['all']:.1f} | "
+                  f"{t['loop'] / t['all']:.2f}x |", flush=True)
 
 
 def smooth(values: list[float], alpha: float = 0.1) -> list[float]:
@@ -195,7 +234,9 @@ def main():
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--target", type=float, default=0.6)
     p.add_argument("--plot", default=None, help="where to save the convergence plot (PNG)")
-    p.add_argument("--only", choices=("batched", "mip"), default=None)
+    p.add_argument("--only", choices=("batched", "mip", "sweep"), default=None)
+    p.add_argument("--sweep-sets", type=int, nargs="+", default=[16, 64, 256])
+    p.add_argument("--sweep-inputs", type=int, nargs="+", default=[64, 256, 1024, 4096])
     p.add_argument("--device", default="cpu", help="where (a) runs: cpu or cuda")
     a = p.parse_args()
     torch.manual_seed(0)
@@ -207,6 +248,8 @@ def main():
                           a.repeats)
             bench_batched("Small CNN (3x16 channels)", SmallCNN().eval(), x, a.weight_sets,
                           a.repeats)
+    if a.only in (None, "sweep"):
+        bench_sweep(a.sweep_sets, a.sweep_inputs, a.repeats, a.device)
     if a.only in (None, "mip"):
         bench_mip(a.steps, a.seeds, a.target, a.plot)
 

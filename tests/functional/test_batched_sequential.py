@@ -62,6 +62,51 @@ def test_direct_path_equals_vmap(name, monkeypatch):
                                through_vmap(monkeypatch, model, some, x), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("name", list(STACKS))
+def test_rows_layout_equals_columns(name):
+    """The layout taken for chunks of many inputs computes the same values and gradients."""
+    make, shape = STACKS[name]
+    model = randomize(make())
+    layers = batched_sequential.plan(model, train=False)
+    spec = GraphSpec.from_module(model)
+    g = torch.Generator().manual_seed(2)
+    vecs = torch.randn(B, spec.num_params, generator=g)
+    x = torch.randn(shape, generator=g)
+    outs, grads = [], []
+    for columns, chunk in ((True, None), (False, None), (False, 2)):
+        leaf = vecs.clone().requires_grad_(True)
+        p = dict(zip([s.name for s in spec.params.slots],
+                     [t.view(B, *s.shape) for s, t in zip(
+                         spec.params.slots, leaf.split([s.numel for s in spec.params.slots], 1),
+                         strict=True)], strict=True))
+        out = batched_sequential.run(layers, p, x, False, chunk, columns)
+        out.square().sum().backward()
+        outs.append(out.detach())
+        grads.append(leaf.grad)
+    for out, grad in zip(outs[1:], grads[1:], strict=True):
+        torch.testing.assert_close(out, outs[0], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(grad, grads[0], rtol=1e-4, atol=1e-5)
+
+
+def test_auto_chunks_fit_the_cache(monkeypatch):
+    model = nets.MLP(2, [64, 64], 1)
+    layers = batched_sequential.plan(model, train=False)
+    monkeypatch.setattr(batched_sequential, "CACHE_BYTES", 2**20)
+    # one weight set's widest activation: n inputs x 64 features x 4 bytes
+    assert batched_sequential.auto_chunk(layers, torch.zeros(64, 2), False, 64) is None
+    assert batched_sequential.auto_chunk(layers, torch.zeros(1024, 2), False, 64) == 4
+    assert batched_sequential.auto_chunk(layers, torch.zeros(8192, 2), False, 64) == 1
+    assert batched_sequential.auto_chunk(layers, torch.zeros(5, 1024, 2), True, 5) == 4
+    spec = GraphSpec.from_module(model)
+    vecs = torch.randn(6, spec.num_params)
+    x = torch.randn(2048, 2)
+    torch.testing.assert_close(batched_forward(model, vecs, x),
+                               batched_forward(model, vecs, x, chunk_size=None),
+                               rtol=1e-4, atol=1e-4)  # products summed in another order
+    with pytest.raises(ValueError, match="chunk_size"):
+        batched_forward(model, vecs, x, chunk_size=0)
+
+
 def test_other_modules_take_the_vmap_path():
     assert batched_sequential.plan(nets.SIREN(), train=False) is None  # its own forward
     assert batched_sequential.plan(nets.SmallCNN(), train=False) is None  # not a Sequential

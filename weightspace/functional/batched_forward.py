@@ -132,14 +132,22 @@ def _without_running_stats(module: nn.Module):
 
 def batched_forward(module: nn.Module, params: Tensor | Mapping[str, Tensor], x,
                     buffers: Tensor | Mapping[str, Tensor] | None = None, *,
-                    chunk_size: int | None = None, train: bool = False,
+                    chunk_size: int | str | None = "auto", train: bool = False,
                     randomness: str = "error", x_batched: bool = False) -> Tensor:
     """``[B, *out]``: ``module`` evaluated on ``x`` under each of the B weight sets.
 
     ``x`` is shared by all weight sets, or with ``x_batched=True`` has a leading ``B`` axis (one
     input per weight set). ``chunk_size`` runs the weight sets that many at a time (bounding
-    memory; the result is the same). See the module docstring for ``params`` and ``buffers``.
+    memory; the result is the same); ``None`` runs them all at once; ``"auto"`` (the default)
+    chooses, for a stack of dense layers on the CPU, the largest chunk whose widest activation
+    fits the cache (:func:`~weightspace.functional.batched_sequential.auto_chunk`: at a few
+    hundred inputs and more, one batched product over every weight set streams through memory
+    and loses to a loop), and all at once otherwise. See the module docstring for ``params``
+    and ``buffers``.
     """
+    if not (chunk_size in (None, "auto") or isinstance(chunk_size, int) and chunk_size > 0):
+        raise ValueError(f"chunk_size must be a positive int, None or 'auto', got "
+                         f"{chunk_size!r}")
     own_params = dict(module.named_parameters())
     own_buffers = dict(module.named_buffers())
     p = _as_dict(module, params, "parameters", parameter_layout)
@@ -154,7 +162,13 @@ def batched_forward(module: nn.Module, params: Tensor | Mapping[str, Tensor], x,
     # a stack of dense layers (no buffers, so none given): one batched matmul per layer, no vmap
     layers = None if b else batched_sequential.plan(module, train)
     if layers is not None:
-        return batched_sequential.run(layers, p, x, x_batched, chunk_size)
+        columns = True
+        if chunk_size == "auto":
+            chunk_size = batched_sequential.auto_chunk(layers, x, x_batched, sizes.pop())
+            columns = chunk_size is None  # chunks: many inputs, where rows run faster
+        return batched_sequential.run(layers, p, x, x_batched, chunk_size, columns)
+    if chunk_size == "auto":
+        chunk_size = None
     shared = {k: v for k, v in {**own_params, **own_buffers}.items() if k not in p and k not in b}
     if train:  # running statistics are neither read nor written in train mode
         for name in _running_stat_names(module):

@@ -19,6 +19,7 @@ batched_forward` takes this path when :func:`plan` accepts the module, and ``vma
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +33,42 @@ ELEMENTWISE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.SELU, nn.CELU, nn.GEL
                nn.Hardswish, nn.Hardsigmoid, nn.Tanhshrink, nn.Identity)
 
 Layer = tuple[str, nn.Module]  # (parameter-name prefix, module)
+
+
+def _l2_cache_bytes() -> int:
+    """This machine's per-core L2 cache (Linux sysfs), else 1 MiB."""
+    try:
+        for index in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
+            if (index / "level").read_text().strip() == "2":
+                size = (index / "size").read_text().strip().upper()
+                scale = {"K": 2**10, "M": 2**20}.get(size[-1], 1)
+                return int(size.rstrip("KM")) * scale
+    except (OSError, ValueError):
+        pass
+    return 2**20
+
+
+# The activations of one chunk of weight sets should stay in the core's cache: past it, the
+# [B, width, n] tensors of a large batch of inputs are streamed through memory once per layer
+# and per pass, and one batched product loses to B small ones that each stay in cache
+# (benchmarks/RESULTS.md, batched_forward against a loop; half the L2 measured best there:
+# the backward pass keeps a second such tensor live).
+CACHE_BYTES = _l2_cache_bytes() // 2
+
+
+def auto_chunk(layers: list[Layer], x: Tensor, x_batched: bool, weight_sets: int
+               ) -> int | None:
+    """The chunk of weight sets whose widest activation ``[chunk, width, n]`` fits
+    :data:`CACHE_BYTES` on a CPU (``None``: all at once; always on other devices, where
+    parallelism, not the cache, limits)."""
+    if x.device.type != "cpu":
+        return None
+    rows = x[0].numel() if x_batched else x.numel()
+    rows //= max(x.shape[-1], 1)
+    width = max([x.shape[-1]] + [m.out_features for _, m in layers if isinstance(m, nn.Linear)])
+    per_set = rows * width * x.element_size()
+    chunk = max(1, CACHE_BYTES // max(per_set, 1))
+    return None if chunk >= weight_sets else chunk
 
 
 def _is_plain_sequential(module: nn.Module) -> bool:
@@ -112,15 +149,18 @@ def _flatten(h: Tensor, flatten: nn.Flatten, batched: bool) -> Tensor:
 
 
 def run(layers: list[Layer], tensors: Mapping[str, Tensor], x: Tensor, x_batched: bool,
-        chunk_size: int | None = None) -> Tensor:
+        chunk_size: int | None = None, columns: bool = True) -> Tensor:
     """``[B, *out]``: the layers of :func:`plan` under the weight sets in ``tensors`` (name ->
     ``[B, *shape]``, at least one; a name it lacks is the module's own tensor, shared by all B),
-    ``chunk_size`` weight sets at a time (all at once for ``None``)."""
+    ``chunk_size`` weight sets at a time (all at once for ``None``). ``columns``: dense layers
+    work on ``[B, features, N]`` (gradients come out in the weights' own layout; best while a
+    chunk's activations fit the cache), else on ``[B, N, features]`` rows (each weight set's
+    product is then the plain ``addmm`` a loop would run: best for many inputs)."""
     weight_sets = next(iter(tensors.values())).shape[0]
     if chunk_size is not None and chunk_size < weight_sets:
         return torch.cat([
             run(layers, {k: v[i : i + chunk_size] for k, v in tensors.items()},
-                x[i : i + chunk_size] if x_batched else x, x_batched)
+                x[i : i + chunk_size] if x_batched else x, x_batched, columns=columns)
             for i in range(0, weight_sets, chunk_size)])
 
     def batched_param(path: str, module: nn.Module, name: str) -> Tensor | None:
@@ -136,10 +176,18 @@ def run(layers: list[Layer], tensors: Mapping[str, Tensor], x: Tensor, x_batched
     h, batched, lead = x, x_batched, None  # lead: the row shape while h is in columns
     for path, layer in layers:
         if isinstance(layer, nn.Linear):
-            if lead is None:
-                h, lead = _columns(h, batched, weight_sets)
             weight, bias = (batched_param(path, layer, "weight"),
                             batched_param(path, layer, "bias"))
+            if not columns:
+                row_lead = h.shape[1:-1] if batched else h.shape[:-1]
+                flat = h.reshape(weight_sets if batched else 1, -1, h.shape[-1])
+                flat = flat.expand(weight_sets, -1, -1)
+                y = torch.bmm(flat, weight.transpose(1, 2)) if bias is None else \
+                    torch.baddbmm(bias.unsqueeze(1), flat, weight.transpose(1, 2))
+                h, batched = y.view(weight_sets, *row_lead, y.shape[-1]), True
+                continue
+            if lead is None:
+                h, lead = _columns(h, batched, weight_sets)
             h = torch.bmm(weight, h) if bias is None else torch.baddbmm(bias.unsqueeze(2),
                                                                          weight, h)
             batched = True
