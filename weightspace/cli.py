@@ -24,10 +24,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="show the full stack of an error (also WEIGHTSPACE_TRACEBACK=1) "
                              "instead of one line")
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="build a small Small CNN zoo on the embedded digits, "
+    demo = sub.add_parser("demo", help="build a small MLP zoo on MNIST-1D (generated offline), "
                                        "convert networks to graphs, train GMN and StatNN to "
                                        "predict accuracy")
-    demo.add_argument("--runs", type=_positive, default=80, help="networks trained for the zoo")
+    demo.add_argument("--runs", type=_positive, default=400, help="networks trained for the zoo")
     demo.add_argument("--epochs", type=_positive, default=20,
                       help="metanetwork training epochs")
     demo.add_argument("--seed", type=int, default=0)
