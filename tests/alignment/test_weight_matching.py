@@ -97,3 +97,22 @@ def test_distances_of_zoo_rows_to_one_network():
     pair = pairwise_distances(spec, rows)
     assert pair.shape == (3, 3) and torch.all(pair.diagonal() == 0)
     assert pair[0, 2] == 0 and pair[0, 1] > 0.1
+
+
+@pytest.mark.parametrize("name", ["mlp", "small_cnn", "resnet_blocks", "tiny_vit"])
+def test_scale_matching_undoes_positive_rescalings(name):
+    """A copy permuted and rescaled behind its ReLUs comes back to (nearly) zero distance only
+    when scales are matched too; independent networks only come closer, function kept."""
+    model = build(name)
+    spec = ws.GraphSpec.from_module(model)
+    t = sample_symmetry(spec, torch.Generator().manual_seed(3))  # permutations and scales
+    assert (t.node_scale != 1).any()
+    other = copy.deepcopy(model)
+    buffers = t.buffers(spec.flatten_buffers(model)) if len(spec.buffers) else None
+    other.load_state_dict(spec.unflatten(t(spec.flatten(model)), buffers))
+    assert ws.distance(model, other) > 0.1
+    assert ws.distance(model, other, scale=True) < 1e-4
+    independent = build(name, seed=1)
+    assert ws.distance(model, independent, scale=True) < ws.distance(model, independent)
+    aligned = ws.align(model, independent, scale=True)  # checked to compute the same function
+    assert not torch.equal(spec.flatten(aligned), spec.flatten(ws.align(model, independent)))

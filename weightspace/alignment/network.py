@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from weightspace.alignment.activation_matching import activation_matching
+from weightspace.alignment.scale_matching import scale_matching
 from weightspace.alignment.weight_matching import weight_matching
 from weightspace.errors import SpecMismatchError
 from weightspace.graph.example_inputs import as_tuple, default_example_inputs
@@ -28,8 +29,8 @@ METHODS = ("weights", "activations")
 TOLERANCE = 1e-5
 
 
-def _matched(reference: nn.Module, other: nn.Module, example_inputs, method: str, data
-             ) -> tuple[GraphSpec, SymmetryTransform, Tensor, Tensor | None]:
+def _matched(reference: nn.Module, other: nn.Module, example_inputs, method: str, data,
+             scale: bool = False) -> tuple[GraphSpec, SymmetryTransform, Tensor, Tensor | None]:
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if method == "activations" and data is None:
@@ -47,21 +48,27 @@ def _matched(reference: nn.Module, other: nn.Module, example_inputs, method: str
         t = weight_matching(spec, spec.flatten(reference), spec.flatten(other),
                             spec.flatten_buffers(reference) if buffers else None,
                             spec.flatten_buffers(other) if buffers else None)
+    if scale:
+        t = scale_matching(spec, spec.flatten(reference), t, spec.flatten(other),
+                           spec.flatten_buffers(reference) if buffers else None,
+                           spec.flatten_buffers(other) if buffers else None)
     return spec, t, spec.flatten(other), spec.flatten_buffers(other) if buffers else None
 
 
 def align(reference: nn.Module, other: nn.Module, *, method: str = "weights", data=None,
-          example_inputs=None, check: bool = True) -> nn.Module:
+          scale: bool = False, example_inputs=None, check: bool = True) -> nn.Module:
     """A copy of ``other`` relabelled (and sign-flipped where its activations allow) to be as
     close as its symmetries let it come to ``reference``; it computes the same function as
     ``other``. Both must be of one architecture.
 
     ``method="weights"``: weight matching (:mod:`~weightspace.alignment.weight_matching`);
     ``method="activations"``: activation matching on ``data`` (inputs, ``(x, y)`` or an
-    iterable of batches; :mod:`~weightspace.alignment.activation_matching`). ``check``: run
+    iterable of batches; :mod:`~weightspace.alignment.activation_matching`). ``scale``: then
+    also rescale every neuron behind a positively homogeneous activation (ReLU) to come closer
+    still (:mod:`~weightspace.alignment.scale_matching`). ``check``: run
     both on ``example_inputs`` (or the architecture's default ones) and raise if the outputs
     differ by more than float rounding."""
-    spec, t, vec, buffers = _matched(reference, other, example_inputs, method, data)
+    spec, t, vec, buffers = _matched(reference, other, example_inputs, method, data, scale)
     aligned = copy.deepcopy(other)
     state = spec.unflatten(t(vec), None if buffers is None else t.buffers(buffers))
     aligned.load_state_dict(state, strict=True)
@@ -71,11 +78,11 @@ def align(reference: nn.Module, other: nn.Module, *, method: str = "weights", da
 
 
 def distance(a: nn.Module, b: nn.Module, *, method: str = "weights", data=None,
-             example_inputs=None) -> float:
+             scale: bool = False, example_inputs=None) -> float:
     """``||theta_a - g(theta_b)|| / ||theta_a||``: the relative L2 distance between the weights
     of ``a`` and of ``b`` aligned to ``a`` (0 when ``b`` is a relabelled copy of ``a``);
-    ``method`` and ``data`` as for :func:`align`."""
-    spec, t, vec, _ = _matched(a, b, example_inputs, method, data)
+    ``method``, ``data`` and ``scale`` as for :func:`align`."""
+    spec, t, vec, _ = _matched(a, b, example_inputs, method, data, scale)
     ref = spec.flatten(a).double()
     return float((ref - t(vec.double())).norm() / ref.norm().clamp(min=1e-30))
 

@@ -50,6 +50,8 @@ class GroupIndex:
         column_set: ``[columns]`` which of the group's sets a key belongs to (0 .. sets-1).
         signs: per set, whether its neurons may flip sign (odd activations).
         neighbour: ``[columns]`` the group at the other end of the key's edge (-1: none).
+        direction: ``[columns]`` 0: an edge out of the neuron, 1: an edge into it, 2: one of
+            its own slots (bias, norm parameters, statistics).
     """
 
     group: PermutationGroup
@@ -58,6 +60,7 @@ class GroupIndex:
     column_set: Tensor
     signs: list[bool]
     neighbour: Tensor
+    direction: Tensor
 
 
 def _node_positions(spec: GraphSpec) -> tuple[Tensor, Tensor]:
@@ -110,7 +113,7 @@ def _group_index(spec: GraphSpec, group: PermutationGroup, node_set: Tensor, nod
     column_set = torch.searchsorted(torch.tensor(group.sets),
                                     (unique // (S * K * T * N * 3)).contiguous())
     signs = [spec.blueprint.sets[s].sign_ok for s in group.sets]
-    return GroupIndex(group, nodes, index, column_set, signs, neighbour)
+    return GroupIndex(group, nodes, index, column_set, signs, neighbour, direction)
 
 
 def matching_groups(spec: GraphSpec) -> list[GroupIndex]:
@@ -129,7 +132,8 @@ def matching_groups(spec: GraphSpec) -> list[GroupIndex]:
     return spec._matching_groups
 
 
-def _features(s: Tensor, index: Tensor) -> Tensor:
+def features(s: Tensor, index: Tensor) -> Tensor:
+    """``[size, columns]``: the source values ``s`` at a group's ``index`` (0 where absent)."""
     return torch.where(index >= 0, s[index.clamp(min=0)], torch.zeros((), dtype=s.dtype))
 
 
@@ -239,7 +243,7 @@ def weight_matching(spec: GraphSpec, reference: Tensor, other: Tensor,
     aligned = torch.ones(len(groups) + 1, dtype=torch.bool)  # neighbour -1: fixed, a bias
     for u in moving:
         aligned[all_units[u]] = False
-    ref_features = [_features(s_ref, g.index) for g in groups]  # the reference never moves
+    ref_features = [features(s_ref, g.index) for g in groups]  # the reference never moves
     for sweep in range(max_iter):
         improved, done = False, aligned.clone()
         # The first sweep goes from inputs to outputs and reads only what is aligned already
@@ -252,7 +256,7 @@ def weight_matching(spec: GraphSpec, reference: Tensor, other: Tensor,
             costs, per_set = [], []
             for i, g in zip(all_units[u], members, strict=True):
                 use = done[g.neighbour] if sweep == 0 else torch.ones_like(g.neighbour, dtype=bool)
-                a, b = ref_features[i], _features(s_other, g.index)
+                a, b = ref_features[i], features(s_other, g.index)
                 # one cost per node set: a set whose activation is odd flips on its own
                 sets = [((g.column_set == k) & use) for k in range(len(g.group.sets))]
                 cs = [(a[:, m] @ b[:, m].T).numpy() for m in sets]
