@@ -158,10 +158,14 @@ def run(layers: list[Layer], tensors: Mapping[str, Tensor], x: Tensor, x_batched
     product is then the plain ``addmm`` a loop would run: best for many inputs)."""
     weight_sets = next(iter(tensors.values())).shape[0]
     if chunk_size is not None and chunk_size < weight_sets:
-        return torch.cat([
-            run(layers, {k: v[i : i + chunk_size] for k, v in tensors.items()},
-                x[i : i + chunk_size] if x_batched else x, x_batched, columns=columns)
-            for i in range(0, weight_sets, chunk_size)])
+        # one split per tensor: its backward is one concatenation (a slice per chunk would
+        # write a zero-filled [B, ...] gradient per chunk, B^2 / chunk in all)
+        names = list(tensors)
+        pieces = list(zip(*(tensors[k].split(chunk_size) for k in names), strict=True))
+        inputs = x.split(chunk_size) if x_batched else [x] * len(pieces)
+        return torch.cat([run(layers, dict(zip(names, part, strict=True)), xc, x_batched,
+                              columns=columns)
+                          for part, xc in zip(pieces, inputs, strict=True)])
 
     def batched_param(path: str, module: nn.Module, name: str) -> Tensor | None:
         t = tensors.get(path + name)
