@@ -113,15 +113,16 @@ def bench_sweep(weight_sets: list[int], inputs: list[int], repeats: int, device:
 
     module = MLP(2, [64, 64], 1).to(device)
     base = GraphSpec.from_module(module).flatten(module).to(device)
-    print("| weight sets B | inputs n | loop fwd+bwd (ms) | batched, auto chunk (ms) | chunk | "
-          "ratio | batched, all at once (ms) | ratio |")
+    print("| weight sets B | inputs n | loop fwd+bwd (ms) | batched, auto chunk (ms) | "
+          "chunk, layout | ratio | batched, all at once (ms) | ratio |")
     print("|---|---|---|---|---|---|---|---|")
     for B in weight_sets:
         for n in inputs:
             flat = (base + 0.01 * torch.randn(B, base.numel(), device=device)).requires_grad_()
             x = torch.rand(n, 2, device=device)
             t = _sweep_point(module, flat, x, repeats)
-            chunk = auto_chunk(plan(module, False), x, False, B) or B
+            chunk, columns = auto_chunk(plan(module, False), x, False, B)
+            chunk = f"{chunk or B} {'columns' if columns else 'rows'}"
             print(f"| {B} | {n} | {1e3 * t['loop']:.1f} | {1e3 * t['auto']:.1f} | {chunk} | "
                   f"{t['loop'] / t['auto']:.2f}x | {1e3 * t['all']:.1f} | "
                   f"{t['loop'] / t['all']:.2f}x |", flush=True)

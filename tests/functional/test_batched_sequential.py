@@ -93,10 +93,11 @@ def test_auto_chunks_fit_the_cache(monkeypatch):
     layers = batched_sequential.plan(model, train=False)
     monkeypatch.setattr(batched_sequential, "CACHE_BYTES", 2**20)
     # one weight set's widest activation: n inputs x 64 features x 4 bytes
-    assert batched_sequential.auto_chunk(layers, torch.zeros(64, 2), False, 64) is None
-    assert batched_sequential.auto_chunk(layers, torch.zeros(1024, 2), False, 64) == 4
-    assert batched_sequential.auto_chunk(layers, torch.zeros(8192, 2), False, 64) == 1
-    assert batched_sequential.auto_chunk(layers, torch.zeros(5, 1024, 2), True, 5) == 4
+    assert batched_sequential.auto_chunk(layers, torch.zeros(64, 2), False, 64) == (None, True)
+    assert batched_sequential.auto_chunk(layers, torch.zeros(64, 2), False, 256) == (64, True)
+    assert batched_sequential.auto_chunk(layers, torch.zeros(1024, 2), False, 64) == (4, False)
+    assert batched_sequential.auto_chunk(layers, torch.zeros(8192, 2), False, 64) == (1, False)
+    assert batched_sequential.auto_chunk(layers, torch.zeros(5, 1024, 2), True, 5) == (4, False)
     spec = GraphSpec.from_module(model)
     vecs = torch.randn(6, spec.num_params)
     x = torch.randn(2048, 2)

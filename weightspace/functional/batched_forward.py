@@ -140,10 +140,11 @@ def batched_forward(module: nn.Module, params: Tensor | Mapping[str, Tensor], x,
     input per weight set). ``chunk_size`` runs the weight sets that many at a time (bounding
     memory; the result is the same); ``None`` runs them all at once; ``"auto"`` (the default)
     chooses, for a stack of dense layers on the CPU, the largest chunk whose widest activation
-    fits the cache (:func:`~weightspace.functional.batched_sequential.auto_chunk`: at a few
-    hundred inputs and more, one batched product over every weight set streams through memory
-    and loses to a loop), and all at once otherwise. See the module docstring for ``params``
-    and ``buffers``.
+    fits the L2 cache, and the layout of its products
+    (:func:`~weightspace.functional.batched_sequential.auto_chunk`: at a few hundred inputs
+    and more, one batched product over every weight set streams through memory and loses to
+    a loop), and all at once otherwise. See the module docstring for ``params`` and
+    ``buffers``.
     """
     if not (chunk_size in (None, "auto") or isinstance(chunk_size, int) and chunk_size > 0):
         raise ValueError(f"chunk_size must be a positive int, None or 'auto', got "
@@ -164,8 +165,8 @@ def batched_forward(module: nn.Module, params: Tensor | Mapping[str, Tensor], x,
     if layers is not None:
         columns = True
         if chunk_size == "auto":
-            chunk_size = batched_sequential.auto_chunk(layers, x, x_batched, sizes.pop())
-            columns = chunk_size is None  # chunks: many inputs, where rows run faster
+            chunk_size, columns = batched_sequential.auto_chunk(layers, x, x_batched,
+                                                                sizes.pop())
         return batched_sequential.run(layers, p, x, x_batched, chunk_size, columns)
     if chunk_size == "auto":
         chunk_size = None

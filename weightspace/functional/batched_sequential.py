@@ -51,24 +51,28 @@ def _l2_cache_bytes() -> int:
 # The activations of one chunk of weight sets should stay in the core's cache: past it, the
 # [B, width, n] tensors of a large batch of inputs are streamed through memory once per layer
 # and per pass, and one batched product loses to B small ones that each stay in cache
-# (benchmarks/RESULTS.md, batched_forward against a loop; half the L2 measured best there:
-# the backward pass keeps a second such tensor live).
-CACHE_BYTES = _l2_cache_bytes() // 2
+# (benchmarks/RESULTS.md, batched_forward against a loop; the sweep there chose these).
+CACHE_BYTES = _l2_cache_bytes()
+# From this many bytes of activation per weight set on, dense layers run in rows: each weight
+# set's product is then the plain ``addmm`` a loop would run, faster than the column layout's
+# ``baddbmm`` at many inputs (at 64 features: from 256 inputs on).
+ROWS_FROM_BYTES = 64 * 2**10
 
 
 def auto_chunk(layers: list[Layer], x: Tensor, x_batched: bool, weight_sets: int
-               ) -> int | None:
-    """The chunk of weight sets whose widest activation ``[chunk, width, n]`` fits
-    :data:`CACHE_BYTES` on a CPU (``None``: all at once; always on other devices, where
-    parallelism, not the cache, limits)."""
+               ) -> tuple[int | None, bool]:
+    """``(chunk, columns)``: the chunk of weight sets whose widest activation
+    ``[chunk, width, n]`` fits :data:`CACHE_BYTES` on a CPU (``None``: all at once; always so
+    on other devices, where parallelism, not the cache, limits), and whether to run in the
+    column layout (below :data:`ROWS_FROM_BYTES` per weight set) or in rows."""
     if x.device.type != "cpu":
-        return None
+        return None, True
     rows = x[0].numel() if x_batched else x.numel()
     rows //= max(x.shape[-1], 1)
     width = max([x.shape[-1]] + [m.out_features for _, m in layers if isinstance(m, nn.Linear)])
     per_set = rows * width * x.element_size()
     chunk = max(1, CACHE_BYTES // max(per_set, 1))
-    return None if chunk >= weight_sets else chunk
+    return (None if chunk >= weight_sets else chunk), per_set < ROWS_FROM_BYTES
 
 
 def _is_plain_sequential(module: nn.Module) -> bool:
