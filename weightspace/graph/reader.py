@@ -209,6 +209,14 @@ class GraphReader:
             kind = type(module).__name__
         if self.node is not None and self.node.op != "call_module":
             reason = f"{reason} (at fx node {self.node.name!r})"
+        try:
+            owner = module or (self.model.get_submodule(path) if path else None)
+        except AttributeError:
+            owner = None
+        base = self.rules.supported_base(owner) if owner is not None else None
+        if base is not None:
+            reason = (f"{reason}; {kind} subclasses {base.__name__}, which is read, but has a "
+                      f"forward of its own, traced through instead")
         raise UnsupportedModuleError(path, kind, reason, self.rules.supported_names())
 
     @staticmethod

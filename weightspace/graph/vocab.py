@@ -59,10 +59,17 @@ class Activation(IntEnum):
     SINE = 7
     ELU = 8
     SOFTPLUS = 9
+    RELU6 = 10
+    HARDTANH = 11  # symmetric clipping, min = -max
+    HARDSWISH = 12
+    HARDSIGMOID = 13
+    MISH = 14
+    GELU_TANH = 15  # GELU's tanh approximation
 
 
 # f(-x) = -f(x): flipping the sign of a neuron's inputs and outputs preserves the function.
-ODD_ACTIVATIONS = frozenset({Activation.NONE, Activation.TANH, Activation.SINE})
+ODD_ACTIVATIONS = frozenset({Activation.NONE, Activation.TANH, Activation.SINE,
+                             Activation.HARDTANH})
 # f(a x) = a f(x) for a > 0: scaling a neuron's inputs by a and its outputs by 1/a preserves it.
 POSITIVE_HOMOGENEOUS_ACTIVATIONS = frozenset(
     {Activation.NONE, Activation.RELU, Activation.LEAKY_RELU}

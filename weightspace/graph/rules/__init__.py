@@ -38,8 +38,9 @@ from weightspace.graph.rules.registry import (
     register_function,
     register_method,
     register_module,
+    supported_base,
     supported_names,
 )
 
 __all__ = ["function_rule", "has_module_rule", "module_rule", "register_function",
-           "register_method", "register_module", "supported_names"]
+           "register_method", "register_module", "supported_base", "supported_names"]

@@ -39,10 +39,23 @@ def register_method(*names):
 
 
 def module_rule(module: nn.Module):
+    """The rule of the module's type; for a subclass of a type with a rule (timm's
+    ``LayerNorm``, a user's ``MyLinear(nn.Linear)``), that type's rule when the subclass keeps
+    its forward (the rule reads what that forward computes), else none: its own forward is
+    traced through instead."""
     for t, rule in _MODULE_RULES:
         if type(module) is t:
             return rule
+    for t, rule in _MODULE_RULES:
+        if isinstance(module, t) and type(module).forward is t.forward:
+            return rule
     return None
+
+
+def supported_base(module: nn.Module) -> type | None:
+    """The supported type ``module`` subclasses while overriding its forward, if any."""
+    return next((t for t, _ in _MODULE_RULES if isinstance(module, t) and type(module) is not t
+                 and type(module).forward is not t.forward), None)
 
 
 def has_module_rule(module: nn.Module) -> bool:
