@@ -36,6 +36,7 @@ from weightspace.graph.blocks import (
     DenseEdges,
 )
 from weightspace.graph.example_inputs import as_tuple, default_example_inputs
+from weightspace.graph.fingerprint import module_fingerprint
 from weightspace.graph.index_maps import materialize
 from weightspace.graph.layout import FlatLayout, buffer_layout, parameter_layout, split_state
 from weightspace.graph.reader import GraphReader
@@ -52,29 +53,6 @@ _SPECS_BY_ID: dict[str, GraphSpec] = {}
 
 def _hash(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _code_of(value) -> str:
-    """What a non-module attribute contributes to the cache key: a function's code (two
-    lambdas differ), a plain value's repr, else its type."""
-    code = getattr(value, "__code__", None)
-    if code is not None:
-        return hashlib.sha256(code.co_code + repr(code.co_consts).encode()).hexdigest()[:16]
-    if callable(value):
-        return f"{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', '')}" \
-               f"{type(value).__qualname__}"
-    if isinstance(value, bool | int | float | str | tuple | type(None)):
-        return repr(value)
-    return type(value).__qualname__
-
-
-def _attributes(model: nn.Module) -> list:
-    """The plain attributes of every submodule (functions, flags, sizes): what ``repr`` may
-    leave out and ``forward`` may read, e.g. an activation passed in as a function."""
-    return [(path, sorted((k, _code_of(v)) for k, v in vars(m).items()
-                          if not k.startswith("_") and k != "training"
-                          and not isinstance(v, Tensor | nn.Module)))
-            for path, m in model.named_modules()]
 
 
 def spec_id_of(spec_dict: dict) -> str:
@@ -144,16 +122,7 @@ class GraphSpec:
         dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
         if dtype is not None:  # trace a float64 network with float64 inputs
             inputs = tuple(x.to(dtype) if x.is_floating_point() else x for x in inputs)
-        fingerprint = _hash({
-            "class": f"{type(model).__module__}.{type(model).__qualname__}",
-            "repr": repr(model),
-            "attributes": _attributes(model),
-            "params": [(n, list(p.shape), str(p.dtype)) for n, p in model.named_parameters()],
-            "buffers": [(n, list(b.shape), str(b.dtype)) for n, b in model.named_buffers()],
-            "inputs": [(list(x.shape), str(x.dtype)) for x in inputs],
-            "kernel_edges": kernel_edges,
-            "canvas": list(canvas) if canvas else None,
-        })
+        fingerprint = module_fingerprint(model, inputs, kernel_edges, canvas)
         cached = _SPECS_BY_FINGERPRINT.get(fingerprint)
         if cached is not None:
             return cached
