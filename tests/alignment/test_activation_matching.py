@@ -71,3 +71,18 @@ def test_missing_data_is_named():
         ws.merge([a, b], method="fisher")
     with pytest.raises(ValueError, match="align must be"):
         ws.merge([a, b], align="magic")
+
+
+def test_data_may_be_inputs_a_pair_or_batches():
+    from weightspace.alignment.activation_matching import input_batches
+
+    x, y = torch.randn(10, 5), torch.arange(10)
+    assert [len(b) for b in input_batches(x, 4)] == [4, 4, 2]
+    assert [len(b) for b in input_batches((x, y), 4)] == [4, 4, 2]
+    assert [len(b) for b in input_batches([x[:3], x[3:]], 4)] == [3, 7]  # a list of batches
+    assert [len(b) for b in input_batches([(x[:3], y[:3])], 4)] == [3]
+    a, b = build("mlp"), build("mlp", 1)
+    one = ws.align(a, b, method="activations", data=(x, y))
+    two = ws.align(a, b, method="activations", data=[x[:5], x[5:]])
+    for p, q in zip(one.parameters(), two.parameters(), strict=True):
+        assert torch.equal(p, q)

@@ -61,11 +61,11 @@ class _CrossMoments:
 
 
 def input_batches(data, batch_size: int):
-    """Batches of inputs from ``data``: a tensor, ``(x, y)``, or an iterable of batches (each
-    ``x`` or ``(x, y)``)."""
+    """Batches of inputs from ``data``: a tensor, a tuple ``(x, y)``, or any other iterable of
+    batches (a ``DataLoader``, a list), each ``x`` or ``(x, y)``."""
     if isinstance(data, Tensor):
         yield from data.split(batch_size)
-    elif isinstance(data, tuple | list) and len(data) and isinstance(data[0], Tensor):
+    elif isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], Tensor):
         yield from data[0].split(batch_size)
     else:
         for batch in data:
