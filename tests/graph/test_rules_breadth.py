@@ -89,3 +89,62 @@ def test_a_subclass_with_its_own_forward_is_named_in_the_refusal():
     model = nn.Sequential(OwnForward(5, 8), nn.ReLU(), nn.Linear(8, 3))
     with pytest.raises(UnsupportedModuleError, match="OwnForward subclasses Linear"):
         ws.GraphSpec.from_module(model, torch.zeros(2, 5))
+
+
+class SqueezeExcite(nn.Module):
+    """torchvision's SqueezeExcitation pattern: x * sigmoid(fc2(relu(fc1(pool(x)))))."""
+
+    def __init__(self, channels: int, squeeze: int, gate=nn.Sigmoid):
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc1, self.fc2 = nn.Conv2d(channels, squeeze, 1), nn.Conv2d(squeeze, channels, 1)
+        self.act, self.gate = nn.ReLU(), gate()
+
+    def forward(self, x):
+        return x * self.gate(self.fc2(self.act(self.fc1(self.pool(x)))))
+
+
+class MobileBlock(nn.Module):
+    """Conv, Hardswish, squeeze-and-excitation with a Hardsigmoid gate, conv, pool, head."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.act = nn.Conv2d(3, 8, 3, padding=1), nn.Hardswish()
+        self.se = SqueezeExcite(8, 4, nn.Hardsigmoid)
+        self.conv2 = nn.Conv2d(8, 6, 3, padding=1)
+        self.head = nn.Linear(6, 5)
+
+    def forward(self, x):
+        x = self.conv2(self.se(self.act(self.conv1(x))))
+        return self.head(x.mean((2, 3)))
+
+
+def test_squeeze_and_excitation_gates_tie_their_channels():
+    from weightspace.graph.vocab import NodeType
+
+    model = MobileBlock()
+    inputs = torch.zeros(2, 3, 8, 8)
+    assert_round_trip(model, inputs)
+    assert_symmetries_preserve_function(model, inputs)
+    spec = ws.GraphSpec.from_module(model, inputs)
+    gate = next(i for i, s in enumerate(spec.blueprint.sets) if s.node_type == NodeType.GATE)
+    group = next(g for g in spec.permutation_groups if gate in g.sets)
+    names = {spec.blueprint.sets[s].name for s in group.sets}
+    assert {"conv1", "se.fc2"} <= names  # the gated channels and the gate's move together
+    assert not group.fixed and group.size == 8
+    torch.manual_seed(1)
+    other = MobileBlock()
+    for method in ("weights", "activations"):  # both check that the function is kept
+        ws.align(model, other, method=method, data=torch.rand(16, 3, 8, 8), example_inputs=inputs)
+    with pytest.raises(UnsupportedModuleError, match="with itself"):
+        ws.GraphSpec.from_module(Square(), torch.zeros(2, 5))
+
+
+class Square(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(5, 3)
+
+    def forward(self, x):
+        h = self.fc(x)
+        return h * h

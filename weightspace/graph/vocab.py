@@ -24,6 +24,7 @@ class NodeType(IntEnum):
     ATTN_OUT = 8  # output projection of an attention layer
     EMBEDDING = 9  # output feature of an Embedding
     TOKEN = 10  # a one-hot input: a vocabulary entry, a position, a class token
+    GATE = 11  # output of a product of two feature tensors (squeeze-and-excitation, GLU)
 
 
 class EdgeType(IntEnum):
@@ -44,6 +45,7 @@ class EdgeType(IntEnum):
     POSITION = 12  # learned positional embedding: position -> feature
     CLASS_TOKEN = 13  # learned token concatenated to the sequence -> feature
     BIAS_ADD = 14  # identity edge of a tensor added as a per-channel bias
+    GATE = 15  # identity edge into a product of two feature tensors
 
 
 class Activation(IntEnum):

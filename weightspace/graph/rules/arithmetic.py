@@ -1,4 +1,4 @@
-"""Rules of arithmetic on features: residual adds, parameters added or multiplied in
+"""Rules of arithmetic on features: residual adds, gates, parameters added or multiplied in
 (biases, positional embeddings, LayerScale), and concatenation (class tokens)."""
 
 from __future__ import annotations
@@ -30,13 +30,14 @@ def _runs_along(r, other_shape, x: Feat, shape) -> bool:
     return 0 <= axis < len(other_shape) and other_shape[axis] > 1
 
 
-def _residual(r, feats: list[Feat], shape, edge_type=EdgeType.RESIDUAL) -> tuple[int, int]:
+def _residual(r, feats: list[Feat], shape, edge_type=EdgeType.RESIDUAL,
+              node_type=NodeType.ADD) -> tuple[int, int]:
     """A new set tied to ``feats``, with identity edges from each: returns (set, axis)."""
     dims = {_aligned_dim(f, shape) for f in feats}
     sizes = {r.bp.sets[f.set].size for f in feats}
     if len(dims) != 1 or len(sizes) != 1 or any(f.spatial for f in feats):
         r.refuse("combines feature tensors whose feature axes do not line up")
-    out = r.new_set(r.module_path()[0] or "add", sizes.pop(), NodeType.ADD)
+    out = r.new_set(r.module_path()[0] or node_type.name.lower(), sizes.pop(), node_type)
     for f in feats:
         r.use(f, "other")
         r.tie(f.set, out)
@@ -139,8 +140,15 @@ def _mul(r, a, b, *args, **kwargs):
         if isinstance(b, ParamRef) or isinstance(a, ParamRef):
             r.refuse("multiplies a parameter with something that is not a feature tensor")
         return None
-    if isinstance(b, (Feat, LazyInput)):
-        r.refuse("a product of two feature tensors is not read")
+    if isinstance(b, LazyInput):
+        r.refuse("a product of a feature tensor and a network input is not read")
+    if isinstance(b, Feat):
+        # A gate (squeeze-and-excitation: x * sigmoid(fc(pool(x)))): z_i = x_i g_i, so the
+        # gated channels, the gate's channels and the product move under one permutation.
+        if b.set == a.set:
+            r.refuse("a product of a feature tensor with itself (a square) is not read")
+        out, dim = _residual(r, [a, b], shape, EdgeType.GATE, NodeType.GATE)
+        return Feat(out, dim, shape)
     if isinstance(b, ParamRef):
         # A learned per-channel scale (LayerScale): a diagonal layer like a norm's gamma.
         vshape = b.shape if len(b.shape) else r.param_shape(b)
