@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # The metanetwork comparison of benchmarks/RESULTS.md: every model on the same zoo and split,
 # 3 seeds each (Hydra multiruns), then one table.
-#   scripts/metanet_results.sh ZOO_DIR OUT_DIR [m1d_cnn] [m1d_mlp] [cnn] [inr] [edit]
+#   scripts/metanet_results.sh ZOO_DIR OUT_DIR [m1d_cnn] [m1d_mlp] [m1d_inr] [cnn] [inr] [edit]
 # (default: all). ZOO_DIR holds the zoos the parts read: mnist1d_cnn.h5, mnist1d_mlp.h5
 # (2,000 runs each: scripts/build_zoo.py zoo=mnist1d_cnn n_runs=2000 seed=0 out=...; the MLP
 # zoo with zoo.depths=[2] zoo.widths=[32], one weight layout, so that the flat baselines read
 # every network and not one architecture of eighteen),
-# digits_cnn.h5 and digits_inr.h5. model=nfn_np needs the benchmark extra (pip install
-# nfn einops); without it that row is skipped.
+# mnist1d_inr.h5 (zoo=mnist1d_inr n_runs=10000), digits_cnn.h5 and digits_inr.h5.
+# model=nfn_np needs the benchmark extra (pip install nfn einops); without it that row is
+# skipped.
 set -euo pipefail
 zoos=${1:?ZOO_DIR}; out=${2:?OUT_DIR}; shift 2
-parts=${*:-m1d_cnn m1d_mlp cnn inr edit}
+parts=${*:-m1d_cnn m1d_mlp m1d_inr cnn inr edit}
 has() { [[ " $parts " == *" $1 "* ]]; }
 # LAUNCHER: Hydra launcher overrides for every sweep, e.g. on a SLURM cluster
 # LAUNCHER="hydra/launcher=submitit_slurm hydra.launcher.partition=gpu hydra.launcher.gpus_per_node=1"
@@ -68,6 +69,13 @@ if has inr; then
     fi
     train $inr task=classify_inr $aug model=np,mlp hydra.sweep.dir="$out/inr_$tag/base"
   done
+fi
+if has m1d_inr; then  # one SIREN per MNIST-1D signal (10,000 INRs), classified by digit
+  m1d_inr="data.zoo=$zoos/mnist1d_inr.h5 task=classify_inr trainer.epochs=${M1D_INR_EPOCHS:-10}"
+  train $m1d_inr $gmn hydra.sweep.dir="$out/m1d_inr/gmn"
+  train $m1d_inr model=statnn,np,mlp hydra.sweep.dir="$out/m1d_inr/base"
+  mkdir -p "$out/m1d_inr"  # the reference: a classifier of the signals the INRs render
+  python scripts/inr_reference.py "$zoos/mnist1d_inr.h5" | tee "$out/m1d_inr/reference.txt"
 fi
 if has edit; then
   train $inr task=edit_dilate $gmn hydra.sweep.dir="$out/edit/gmn"
