@@ -210,7 +210,8 @@ class GraphReader:
         if self.node is not None and self.node.op != "call_module":
             reason = f"{reason} (at fx node {self.node.name!r})"
         try:
-            owner = module or (self.model.get_submodule(path) if path else None)
+            owner = module if module is not None else (
+                self.model.get_submodule(path) if path else None)
         except AttributeError:
             owner = None
         base = self.rules.supported_base(owner) if owner is not None else None
