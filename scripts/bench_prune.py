@@ -20,6 +20,7 @@ metanetwork's own training is shared by all networks and not counted).
 
     python scripts/train.py data.zoo=zoos/digits_resnet.h5 model=gmn task=meta_prune \
         out_dir=runs/meta_prune
+    python scripts/bench_prune.py --timing   # the search against one Torch-Pruning pass
     python scripts/bench_prune.py --zoo zoos/digits_resnet.h5 [--networks 8]
         [--metanetwork runs/meta_prune] [--min-accuracy 0.5] [--speedups 1.5 2 3]
         [--finetune-epochs 1]
@@ -95,9 +96,52 @@ def print_paired(results: dict, methods: dict, speedups: list[float]):
                 print(f"| {name} | {s:g}x | " + " | ".join(cells) + " |")
 
 
+def time_search(speedup: float = 2.0, repeats: int = 5):
+    """Seconds of ``ws.prune``'s search against one Torch-Pruning pass at the ratio it finds
+    (BasePruner built and stepped once, as when the ratio is known), median of ``repeats``."""
+    import time
+
+    import torch
+    import torch_pruning as tp
+
+    from weightspace.nets import ResNet
+    from weightspace.pruning.structural import prune_search
+
+    print("| network | params | search (s) | passes | one Torch-Pruning pass (s) | search / pass |")
+    print("|---|---|---|---|---|---|")
+    for name, make, size in (("digits ResNet (16, 32)", lambda: ResNet((1, 1), (16, 32), 1, 10, 8),
+                              8),
+                             ("ResNet (64, 128, 256)", lambda: ResNet((1, 1, 1), (64, 128, 256),
+                                                                      3, 10, 32), 32)):
+        torch.manual_seed(0)
+        model = make().eval()
+        x = torch.rand(1, model.conv1.in_channels, size, size)
+        search, one = [], []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            _, ratio, passes = prune_search(model, x, speedup)
+            search.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            net = copy.deepcopy(model)
+            with torch.enable_grad():
+                pruner = tp.pruner.BasePruner(
+                    net, (x,), importance=tp.importance.GroupMagnitudeImportance(p=2),
+                    global_pruning=True, pruning_ratio=ratio, max_pruning_ratio=0.95,
+                    iterative_steps=1, ignored_layers=[net.fc])
+            with torch.no_grad():
+                pruner.step()
+            one.append(time.perf_counter() - start)
+        s, o = statistics.median(search), statistics.median(one)
+        params = sum(q.numel() for q in model.parameters())
+        print(f"| {name} | {params:,} | {s:.3f} | {passes} | {o:.4f} | {s / o:.0f}x |",
+              flush=True)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--zoo", required=True)
+    p.add_argument("--zoo", default=None, help="the zoo whose held-out networks are pruned")
+    p.add_argument("--timing", action="store_true",
+                   help="only time ws.prune's search against one Torch-Pruning pass")
     p.add_argument("--networks", type=int, default=8)
     p.add_argument("--speedups", type=float, nargs="+", default=[1.5, 2.0, 3.0])
     p.add_argument("--min-accuracy", type=float, default=0.0,
@@ -118,7 +162,10 @@ def main():
     p.add_argument("--no-calibrate", action="store_true",
                    help="keep the stale BatchNorm statistics after pruning")
     a = p.parse_args()
-
+    if a.timing:
+        return time_search()
+    if a.zoo is None:
+        p.error("--zoo is required (or --timing)")
     zoo = Zoo(a.zoo)
     recipe = recipe_for(zoo.recipe)
     data = recipe.data()
