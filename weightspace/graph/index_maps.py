@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from weightspace.errors import SpecMismatchError
+from weightspace.errors import SpecMismatchError, UnsupportedModuleError
 from weightspace.graph.blocks import NODE_DEFAULTS, DenseEdges, DiagEdges, materialize_edges
 
 if TYPE_CHECKING:
@@ -176,6 +176,11 @@ def check_bijection(spec, tensor_offset: dict[str, int]):
     for (start, stop, name), (next_start, _, next_name) in zip(
         spans, spans[1:] + [(P + Q, 0, "")], strict=True
     ):
+        if stop > next_start and name == next_name:
+            module = name.rpartition(".")[0] or name
+            raise UnsupportedModuleError(module, "shared weights", f"{name!r} is read more than "
+                                         f"once: a module called twice in forward (weight "
+                                         f"sharing) is not read yet")
         if stop > next_start:
             raise SpecMismatchError(f"{name!r} and {next_name!r} are read more than once")
         if start < P:

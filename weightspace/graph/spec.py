@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
-from weightspace.errors import SpecMismatchError
+from weightspace.errors import SpecMismatchError, UnsupportedModuleError
 from weightspace.graph.blocks import (
     NODE_FEATURES,
     Blueprint,
@@ -53,6 +53,18 @@ _SPECS_BY_ID: dict[str, GraphSpec] = {}
 
 def _hash(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _refuse_tied_parameters(model: nn.Module) -> None:
+    """Tied weights (one tensor under two names, e.g. an embedding and the output head) are one
+    set of edges whose permutations are tied: not read yet, and refused by name."""
+    first: dict[int, str] = {}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        if id(p) in first:
+            raise UnsupportedModuleError(name.rpartition(".")[0], "tied weights",
+                                         f"{name!r} is the same tensor as {first[id(p)]!r}: "
+                                         f"tied (shared) weights are not read yet")
+        first[id(p)] = name
 
 
 def spec_id_of(spec_dict: dict) -> str:
@@ -118,6 +130,7 @@ class GraphSpec:
         if next(model.parameters(), None) is None:
             raise ValueError(f"{type(model).__name__} has no parameters: a parameter graph "
                              f"needs at least one weight")
+        _refuse_tied_parameters(model)
         inputs = as_tuple(example_inputs) or default_example_inputs(model)
         dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
         if dtype is not None:  # trace a float64 network with float64 inputs
