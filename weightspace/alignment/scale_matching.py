@@ -29,21 +29,31 @@ from weightspace.graph.symmetry import SymmetryTransform, entry_moves, node_tran
 SWEEPS = 100  # at most; it stops once no neuron moves by more than 1e-9 (log scale)
 
 
-def _best_scale(a_in: np.ndarray, b_in: np.ndarray, a_out: np.ndarray, b_out: np.ndarray
-                ) -> float:
-    """The ``d > 0`` minimising ``|a_in - d b_in|^2 + |a_out - b_out / d|^2`` (1 if none)."""
-    bb_in, ab_in, ab_out, bb_out = b_in @ b_in, a_in @ b_in, a_out @ b_out, b_out @ b_out
-    if bb_in == 0 or bb_out == 0:
-        return 1.0
-    roots = np.roots([bb_in, -ab_in, 0.0, ab_out, -bb_out])
-    positive = [r.real for r in roots if abs(r.imag) < 1e-9 * abs(r) and r.real > 0]
-    if not positive:
-        return 1.0
-
-    def cost(d):
-        return bb_in * d * d - 2 * ab_in * d + bb_out / (d * d) - 2 * ab_out / d
-
-    return float(min(positive, key=cost))
+def _best_scales(a_in: np.ndarray, b_in: np.ndarray, a_out: np.ndarray, b_out: np.ndarray
+                 ) -> np.ndarray:
+    """``[n]``: for every row ``i``, the ``d > 0`` minimising ``|a_in[i] - d b_in[i]|^2 +
+    |a_out[i] - b_out[i] / d|^2`` (1 where there is none). The quartics' roots are the
+    eigenvalues of their companion matrices, all rows in one batched ``eigvals``."""
+    bb_in, ab_in = (b_in * b_in).sum(1), (a_in * b_in).sum(1)
+    bb_out, ab_out = (b_out * b_out).sum(1), (a_out * b_out).sum(1)
+    d = np.ones(len(bb_in))
+    ok = (bb_in > 0) & (bb_out > 0)
+    if not ok.any():
+        return d
+    bb_in, ab_in, bb_out, ab_out = bb_in[ok], ab_in[ok], bb_out[ok], ab_out[ok]
+    # bb_in d^4 - ab_in d^3 + ab_out d - bb_out, divided by bb_in: its companion matrix
+    companion = np.zeros((len(bb_in), 4, 4))
+    companion[:, 0] = np.stack([ab_in, np.zeros_like(ab_in), -ab_out, bb_out], 1) / bb_in[:, None]
+    companion[:, [1, 2, 3], [0, 1, 2]] = 1.0
+    roots = np.linalg.eigvals(companion)
+    real = (np.abs(roots.imag) < 1e-9 * np.abs(roots)) & (roots.real > 0)
+    r = np.where(real, roots.real, 1.0)
+    cost = (bb_in[:, None] * r * r - 2 * ab_in[:, None] * r + bb_out[:, None] / (r * r)
+            - 2 * ab_out[:, None] / r)
+    best = np.where(real, cost, np.inf).argmin(1)
+    found = real.any(1)
+    d[np.flatnonzero(ok)[found]] = r[found, best[found]]
+    return d
 
 
 def scale_matching(spec: GraphSpec, reference: Tensor, transform: SymmetryTransform,
@@ -58,21 +68,23 @@ def scale_matching(spec: GraphSpec, reference: Tensor, transform: SymmetryTransf
                None if other_buffers is None else transform.buffers(other_buffers.double()))
     s_ref = spec.source(reference.double(), None if reference_buffers is None
                         else reference_buffers.double())
-    targets = [(g, k) for g in matching_groups(spec) for k, s in enumerate(g.group.sets)
-               if spec.blueprint.sets[s].scale_ok]
+    targets = []  # per scalable set: its group, nodes, columns, and the reference's entries
+    for g in matching_groups(spec):
+        a = None
+        for k, s in enumerate(g.group.sets):
+            if spec.blueprint.sets[s].scale_ok:
+                a = features(s_ref, g.index).numpy() if a is None else a  # never moves
+                cols = g.column_set == k
+                incoming = (cols & (g.direction != 0)).numpy()
+                outgoing = (cols & (g.direction == 0)).numpy()
+                targets.append((g, g.nodes[k], incoming, outgoing, a[:, incoming],
+                                a[:, outgoing]))
     for _ in range(SWEEPS if targets else 0):
         moved_total = 0.0
-        for g, k in targets:
-            s_cur = spec.source(*current)
-            cols = g.column_set == k
-            incoming = (cols & (g.direction != 0)).numpy()
-            outgoing = (cols & (g.direction == 0)).numpy()
-            a = features(s_ref, g.index).numpy()
-            b = features(s_cur, g.index).numpy()
-            d = np.array([_best_scale(a[i, incoming], b[i, incoming], a[i, outgoing],
-                                      b[i, outgoing]) for i in range(len(a))])
+        for g, nodes, incoming, outgoing, a_in, a_out in targets:
+            b = features(spec.source(*current), g.index).numpy()
+            d = _best_scales(a_in, b[:, incoming], a_out, b[:, outgoing])
             moved_total = max(moved_total, float(np.abs(np.log(d)).max()))
-            nodes = g.nodes[k]
             step = torch.ones(1, N, dtype=torch.float64)
             step[0, nodes] = torch.from_numpy(d)
             current = entry_moves(spec, torch.arange(N).unsqueeze(0), step, nodes).apply(
