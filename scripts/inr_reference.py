@@ -29,14 +29,13 @@ def rendered(zoo: Zoo, split: str, seed: int) -> tuple[torch.Tensor, torch.Tenso
     """``([n, points] signals, [n] labels)`` of one split's INRs (last checkpoint)."""
     recipe = recipe_for(zoo.recipe)
     arch = zoo.archs[0]
-    indices = np.asarray(zoo.dataset(split, arch=arch, seed=seed).indices)
     meta = zoo.metadata()
+    indices = np.sort(np.asarray(zoo.dataset(split, arch=arch, seed=seed).indices))
     indices = indices[meta["step"][indices] == meta["step"].max()]
     template = recipe.build(recipe.run(0, 0))
-    coords = recipe.coords()
     with torch.no_grad():
-        out = batched_forward(template, torch.from_numpy(zoo.params(np.sort(indices))), coords)
-    labels = torch.as_tensor(meta["label"][np.sort(indices)], dtype=torch.long)
+        out = batched_forward(template, torch.from_numpy(zoo.params(indices)), recipe.coords())
+    labels = torch.as_tensor(meta["label"][indices], dtype=torch.long)
     return out.squeeze(-1).float(), labels
 
 

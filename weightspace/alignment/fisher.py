@@ -24,6 +24,11 @@ from weightspace.alignment.activation_matching import input_batches
 from weightspace.graph.spec import GraphSpec
 
 
+def _class_logits(out: Tensor) -> bool:
+    """Outputs ``[B, C]`` with ``C > 1`` are class logits; anything else a Gaussian's mean."""
+    return out.dim() == 2 and out.shape[1] > 1
+
+
 def diagonal_fisher(model: nn.Module, data, spec: GraphSpec | None = None,
                     batch_size: int = 64, seed: int = 0) -> Tensor:
     """``[P]``: the diagonal Fisher of ``model`` (in eval mode) on the inputs of ``data``
@@ -37,7 +42,7 @@ def diagonal_fisher(model: nn.Module, data, spec: GraphSpec | None = None,
 
     def log_likelihood(p, x, y):
         out = functional_call(model, (p, buffers), (x.unsqueeze(0),))
-        if out.dim() == 2 and out.shape[1] > 1:
+        if _class_logits(out):
             return F.log_softmax(out, -1)[0].gather(0, y.reshape(1))[0]
         return -0.5 * ((out[0] - y) ** 2).sum()
 
@@ -49,7 +54,7 @@ def diagonal_fisher(model: nn.Module, data, spec: GraphSpec | None = None,
         for x in input_batches(data, batch_size):
             with torch.no_grad():
                 out = model(x)
-            if out.dim() == 2 and out.shape[1] > 1:
+            if _class_logits(out):
                 y = torch.multinomial(out.float().softmax(-1), 1, generator=generator)[:, 0]
             else:
                 y = out + torch.randn(out.shape, generator=generator, dtype=out.dtype)
