@@ -86,3 +86,15 @@ def test_data_may_be_inputs_a_pair_or_batches():
     two = ws.align(a, b, method="activations", data=[x[:5], x[5:]])
     for p, q in zip(one.parameters(), two.parameters(), strict=True):
         assert torch.equal(p, q)
+
+
+def test_correlations_are_checked_against_the_spec():
+    from weightspace.alignment.activation_matching import set_correlations
+    from weightspace.errors import SpecMismatchError
+
+    a, b = build("mlp"), build("mlp", 1)
+    x = torch.randn(10, 5)
+    corr = set_correlations(a, b, x, spec=ws.GraphSpec.from_module(a))
+    assert corr and all(c.shape[0] == c.shape[1] for c in corr.values())
+    with pytest.raises(SpecMismatchError, match="node sets"):
+        set_correlations(a, b, x, spec=ws.GraphSpec.from_module(build("small_cnn")))

@@ -30,6 +30,7 @@ from weightspace.alignment.weight_matching import (
     unit_step,
     weight_matching,
 )
+from weightspace.errors import SpecMismatchError
 from weightspace.graph.node_values import NodeValues
 from weightspace.graph.spec import GraphSpec
 from weightspace.graph.symmetry import SymmetryTransform, node_transform
@@ -73,12 +74,19 @@ def input_batches(data, batch_size: int):
 
 
 def set_correlations(reference: nn.Module, other: nn.Module, data, example_inputs=None,
-                     batch_size: int = 256) -> dict[int, Tensor]:
+                     batch_size: int = 256, spec: GraphSpec | None = None
+                     ) -> dict[int, Tensor]:
     """``{set: [size, size]}`` correlations of the reference's neurons (rows) with the
-    other's (columns), for every node set both networks show a tensor of, over ``data``."""
+    other's (columns), for every node set both networks show a tensor of, over ``data``.
+    ``spec``: the sets are checked to be its sets, in its order."""
     if data is None:
         raise ValueError("activation matching needs data: pass data=x (inputs) or (x, y)")
     values = [NodeValues(m, example_inputs) for m in (reference, other)]
+    if spec is not None and [(s.name, s.size) for s in values[0].sets] != [
+            (s.name, s.size) for s in spec.blueprint.sets]:
+        raise SpecMismatchError(f"the traced node sets of {type(reference).__name__} are not "
+                                f"those of spec {spec.id}: build the spec from this network "
+                                f"with the same example inputs")
     moments: dict[int, _CrossMoments] = {}
     modes = [m.training for m in (reference, other)]
     reference.eval(), other.eval()
@@ -99,7 +107,7 @@ def activation_matching(spec: GraphSpec, reference: nn.Module, other: nn.Module,
     """The transform ``g`` of ``other``'s flat weights (and buffers) that lines its neurons up
     with ``reference``'s by activation correlation on ``data`` (module docstring)."""
     corr = {s: c.numpy() for s, c in set_correlations(reference, other, data, example_inputs,
-                                                      batch_size).items()}
+                                                      batch_size, spec).items()}
     groups, units = matching_groups(spec), matching_units(spec)
     N = spec.num_nodes
     perm = torch.arange(N).unsqueeze(0)
