@@ -116,8 +116,10 @@ def test_the_library_never_imports_the_recipe_package():
                         "weightspace.testing")),
     ("weightspace.pruning", ("weightspace.tasks", "weightspace.training", "weightspace.api")),
     ("weightspace.hyper", ("weightspace.tasks", "weightspace.training", "weightspace.api")),
-    ("weightspace.tasks", ("weightspace.training", "weightspace.api", "weightspace.cli")),
-    ("weightspace.training", ("weightspace.api", "weightspace.cli")),
+    ("weightspace.tasks", ("weightspace.training", "weightspace.api", "weightspace.cli",
+                           "weightspace.generation")),
+    ("weightspace.training", ("weightspace.api", "weightspace.cli", "weightspace.generation")),
+    ("weightspace.generation", ("weightspace.api", "weightspace.cli")),
 ])
 def test_layers_point_down(lower, upper):
     graph = import_graph()

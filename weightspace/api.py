@@ -104,9 +104,10 @@ def predict(checkpoint: str | os.PathLike | Trained, models, batch_size: int = 2
     return edited
 
 
-def generate(hypernet, conditions, *, as_params: bool = False,
-             device: str | torch.device | None = None) -> list[nn.Module] | Tensor:
-    """The target network generated for each condition.
+def generate(hypernet, conditions=None, *, n: int | None = None, as_params: bool = False,
+             device: str | torch.device | None = None, seed: int | None = None,
+             steps: int | None = None, guidance: float = 0.0) -> list[nn.Module] | Tensor:
+    """Networks from a hypernetwork (one per condition) or from a zoo generator.
 
     ``hypernet`` is a :class:`~weightspace.hyper.HyperNetwork`, a
     :class:`~weightspace.hyper.HyperModule` (from ``hypernetize``), or the run directory /
@@ -115,13 +116,31 @@ def generate(hypernet, conditions, *, as_params: bool = False,
     target's class, or with ``as_params=True`` the ``[B, P]`` weights in its flat layout
     (:class:`~weightspace.graph.GraphSpec` order) for
     :func:`~weightspace.functional.batched_forward`.
+
+    For a generator trained with ``task=generate_zoo`` (its run directory, ``best.pt`` or
+    loaded checkpoint), ``n`` networks are sampled: ``conditions`` is ``None`` or values of
+    the column it was conditioned on (e.g. a test accuracy of 0.9), one or ``n``; ``seed``
+    makes the draw repeatable, ``steps`` and ``guidance`` set the sampler
+    (:mod:`weightspace.generation`).
     """
-    if isinstance(hypernet, str | os.PathLike):
-        hypernet = load_trained(hypernet, device or "cpu", kind="hypernetwork").model
-    elif not isinstance(hypernet, HyperNetwork | HyperModule):
+    if isinstance(hypernet, str | os.PathLike | Trained):
+        trained = load_trained(hypernet, device or "cpu")
+        if trained.task.kind == "generator":
+            from weightspace.generation import as_modules, sample_rows
+
+            rows = sample_rows(trained, n or 1, conditions, steps=steps, guidance=guidance,
+                               seed=seed)
+            return rows if as_params else as_modules(trained, rows)
+        if trained.task.kind != "hypernetwork":
+            raise ValueError(f"generate() takes a hypernetwork or a zoo generator; the "
+                             f"checkpoint holds a {trained.task.kind}")
+        hypernet = trained.model
+    if not isinstance(hypernet, HyperNetwork | HyperModule):
         raise TypeError(f"generate() takes a HyperNetwork, a HyperModule or a checkpoint path, "
                         f"got {type(hypernet).__name__}")
-    elif device is not None:
+    if conditions is None:
+        raise ValueError("a hypernetwork makes one network per condition: pass conditions")
+    if device is not None:
         hypernet = hypernet.to(device)
     if as_params:
         with torch.no_grad():

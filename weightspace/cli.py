@@ -38,8 +38,15 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("overrides", nargs="*")
 
     evaluate = sub.add_parser("evaluate", help="metrics of a trained metanetwork: ckpt=RUN_DIR"
-                                               "|best.pt [split=test] [zoo=PATH] [device=auto]")
+                                               "|best.pt [split=test] [zoo=PATH] [device=auto]; "
+                                               "of a zoo generator, its memorisation report: "
+                                               "ckpt=RUN_DIR [n=100] [zoo=PATH] [seed=0]")
     evaluate.add_argument("options", nargs="+")
+    generate = sub.add_parser("generate", help="sample networks from a zoo generator "
+                                               "(task=generate_zoo) into a zoo file: "
+                                               "ckpt=RUN_DIR n=100 out=samples.h5 "
+                                               "[condition=VALUE] [seed=0]")
+    generate.add_argument("options", nargs="+")
 
     zoo = sub.add_parser("zoo", help="build, check and combine model zoos")
     zoo_sub = zoo.add_subparsers(dest="zoo_command", required=True)
@@ -75,7 +82,41 @@ def _dispatch(args) -> int:
         return _train(args.overrides)
     if args.command == "evaluate":
         return _evaluate(args.options)
+    if args.command == "generate":
+        return _generate(args.options)
     return _zoo(args)
+
+
+def _options(command: str, options: list[str], known: set[str], required: set[str]) -> dict:
+    """``key=value`` options of a command, each key one of ``known``."""
+    from weightspace.errors import ConfigError
+
+    kwargs = {}
+    for opt in options:
+        key, sep, value = opt.partition("=")
+        if not sep or key not in known:
+            raise ConfigError(f"weightspace {command}: expected key=value with key in "
+                              f"{sorted(known)}, got {opt!r}")
+        kwargs[key] = value
+    missing = sorted(required - set(kwargs))
+    if missing:
+        raise ConfigError(f"weightspace {command}: {', '.join(f'{k}=...' for k in missing)} "
+                          f"is required")
+    return kwargs
+
+
+def _generate(options: list[str]) -> int:
+    from weightspace.generation import load_generator, sample_rows, write_samples
+
+    kw = _options("generate", options, {"ckpt", "n", "out", "condition", "seed", "device"},
+                  {"ckpt", "n", "out"})
+    trained = load_generator(kw["ckpt"], kw.get("device", "cpu"))
+    condition = float(kw["condition"]) if "condition" in kw else None
+    seed = int(kw.get("seed", 0))
+    rows = sample_rows(trained, int(kw["n"]), condition, seed=seed)
+    path = write_samples(trained, rows, kw["out"], condition, seed)
+    print(f"{len(rows)} networks written to {path}")
+    return 0
 
 
 def _train(overrides: list[str]) -> int:
@@ -94,19 +135,20 @@ def _train(overrides: list[str]) -> int:
 def _evaluate(options: list[str]) -> int:
     import json
 
-    from weightspace.errors import ConfigError
-    from weightspace.training import evaluate
+    from weightspace.training import evaluate, load_trained
 
-    known = {"ckpt", "split", "zoo", "device"}
-    kwargs = {}
-    for opt in options:
-        key, sep, value = opt.partition("=")
-        if not sep or key not in known:
-            raise ConfigError(f"weightspace evaluate: expected key=value with key in "
-                              f"{sorted(known)}, got {opt!r}")
-        kwargs[key] = value
-    if "ckpt" not in kwargs:
-        raise ConfigError("weightspace evaluate: ckpt=RUN_DIR or ckpt=PATH/best.pt is required")
+    kwargs = _options("evaluate", options, {"ckpt", "split", "zoo", "device", "n", "seed"},
+                      {"ckpt"})
+    if load_trained(kwargs["ckpt"]).task.kind == "generator":
+        from weightspace.generation import judge
+
+        result = judge(kwargs["ckpt"], int(kwargs.get("n", 100)), kwargs.get("zoo"),
+                       int(kwargs.get("seed", 0)))
+        print(result.pop("table"))
+        print(json.dumps(result, indent=2))
+        return 0
+    for key in ("n", "seed"):  # options of a generator's report
+        kwargs.pop(key, None)
     print(json.dumps(evaluate(**kwargs), indent=2))
     return 0
 

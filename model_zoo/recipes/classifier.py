@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from model_zoo.training import evaluate_vmapped, train_vmapped
 from weightspace.datasets import load_image_splits
+from weightspace.functional import batched_forward
 from weightspace.graph.spec import GraphSpec
 from weightspace.zoo.recipe import Recipe, Run, TrainedModels
 
@@ -106,6 +108,41 @@ class ClassifierRecipe(Recipe):
                     p.zero_()
         return model
 
+    def _columns(self, measure) -> dict[str, np.ndarray]:
+        """The metric columns a checkpoint gets: ``measure(x, y) -> (loss [B], acc [B])`` on
+        each split, the test metrics pooled from its two halves, and the generalisation gap."""
+        data = self.data()
+        metrics = {s: measure(*data[s]) for s in ("train", "val", "test_a", "test_b")}
+        metrics["test"] = _pooled(metrics["test_a"], metrics["test_b"],
+                                  len(data["test_a"][1]), len(data["test_b"][1]))
+        out = {}
+        for split, (loss, acc) in metrics.items():
+            out[f"{split}_loss"] = np.asarray(loss, dtype=np.float64)
+            out[f"{split}_acc"] = np.asarray(acc, dtype=np.float64)
+        out["gen_gap"] = out["train_acc"] - out["test_acc"]
+        return out
+
+    def _logits(self, arch: str, params: Tensor, x: Tensor, chunk: int = 256) -> Tensor:
+        """``[B, n, classes]``: the networks of ``params`` on ``x``, ``chunk`` at a time."""
+        model = self.network_of(arch)
+        params = torch.as_tensor(params, dtype=torch.float32)
+        with torch.no_grad():
+            return torch.cat([batched_forward(model, part, x) for part in params.split(chunk)])
+
+    def evaluate(self, arch: str, params: Tensor) -> dict[str, np.ndarray]:
+        """Loss and accuracy on every split, as :meth:`train` stores them."""
+
+        def measure(x, y):
+            logits = self._logits(arch, params, x)
+            loss = F.cross_entropy(logits.transpose(1, 2), y.expand(len(logits), -1),
+                                   reduction="none").mean(1)
+            return loss, (logits.argmax(-1) == y).float().mean(1)
+
+        return self._columns(measure)
+
+    def predictions(self, arch: str, params: Tensor, split: str = "test") -> Tensor:
+        return self._logits(arch, params, self.data()[split][0]).argmax(-1)
+
     def train(self, runs: list[Run], on_step=None) -> list[TrainedModels]:
         c = self.config
         data = self.data()
@@ -129,10 +166,8 @@ class ClassifierRecipe(Recipe):
         assert list(checkpoints[0].params) == spec.params.names()  # `ck.flat` is in its layout
         rows, buffer_rows, meta = [], [], {k: [] for k in KEY}
         for ck in checkpoints:
-            metrics = {s: evaluate_vmapped(models[0], ck.params, *data[s], buffers=ck.buffers)
-                       for s in ("train", "val", "test_a", "test_b")}
-            metrics["test"] = _pooled(metrics["test_a"], metrics["test_b"],
-                                      len(data["test_a"][1]), len(data["test_b"][1]))
+            columns = self._columns(lambda x, y, ck=ck: evaluate_vmapped(
+                models[0], ck.params, x, y, buffers=ck.buffers))
             rows.append(ck.flat)  # named_parameters() order: the spec's layout
             buffer_rows.append(torch.cat([ck.buffers[n].reshape(len(runs), -1).double()
                                           for n in spec.buffers.names()], dim=1)
@@ -142,11 +177,8 @@ class ClassifierRecipe(Recipe):
                     meta[key].append(value)
                 for k, v in r.hparams.items():
                     meta.setdefault(k, []).append(v)
-                for split, (loss, acc) in metrics.items():
-                    meta.setdefault(f"{split}_loss", []).append(float(loss[b]))
-                    meta.setdefault(f"{split}_acc", []).append(float(acc[b]))
-                meta.setdefault("gen_gap", []).append(
-                    float(metrics["train"][1][b] - metrics["test"][1][b]))
+                for k, v in columns.items():
+                    meta.setdefault(k, []).append(float(v[b]))
         buffers = torch.cat(buffer_rows) if len(spec.buffers) else None
         return [TrainedModels(spec, torch.cat(rows), {k: np.asarray(v) for k, v in meta.items()},
                               buffers)]

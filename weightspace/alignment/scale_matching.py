@@ -56,6 +56,39 @@ def _best_scales(a_in: np.ndarray, b_in: np.ndarray, a_out: np.ndarray, b_out: n
     return d
 
 
+def scalable_sets(spec: GraphSpec) -> list[tuple]:
+    """Per node set behind a positively homogeneous activation, in the order of the matching
+    groups (inputs to outputs): its group's index, its nodes, and masks of the group's
+    columns that enter it (incoming weights, its own slots) and leave it."""
+    out = []
+    for g in matching_groups(spec):
+        for k, s in enumerate(g.group.sets):
+            if spec.blueprint.sets[s].scale_ok:
+                cols = g.column_set == k
+                out.append((g, g.nodes[k], (cols & (g.direction != 0)).numpy(),
+                            (cols & (g.direction == 0)).numpy()))
+    return out
+
+
+def unit_scales(spec: GraphSpec, vec: Tensor) -> SymmetryTransform:
+    """The positive rescaling after which every neuron behind a positively homogeneous
+    activation has incoming entries (the weights into it and its bias) of norm 1: one
+    representative of each network's scale orbit, whatever scale its training left it at.
+    The sets are visited from inputs to outputs, each once (a set's incoming entries move
+    with its own scale and the scales before it). Weights alone (no buffers)."""
+    N = spec.num_nodes
+    scale = torch.ones(1, N, dtype=torch.float64)
+    current = (vec.double(), None)
+    for g, nodes, incoming, _ in scalable_sets(spec):
+        b = features(spec.source(*current), g.index).numpy()[:, incoming]
+        norm = np.sqrt((b * b).sum(1))
+        step = torch.ones(1, N, dtype=torch.float64)
+        step[0, nodes] = torch.from_numpy(np.where(norm > 0, 1 / np.maximum(norm, 1e-300), 1.0))
+        current = entry_moves(spec, torch.arange(N).unsqueeze(0), step, nodes).apply(*current)
+        scale[0, nodes] *= step[0, nodes]
+    return node_transform(spec, torch.arange(N).unsqueeze(0), scale)[0]
+
+
 def scale_matching(spec: GraphSpec, reference: Tensor, transform: SymmetryTransform,
                    other: Tensor, reference_buffers: Tensor | None = None,
                    other_buffers: Tensor | None = None) -> SymmetryTransform:
@@ -69,16 +102,10 @@ def scale_matching(spec: GraphSpec, reference: Tensor, transform: SymmetryTransf
     s_ref = spec.source(reference.double(), None if reference_buffers is None
                         else reference_buffers.double())
     targets = []  # per scalable set: its group, nodes, columns, and the reference's entries
-    for g in matching_groups(spec):
-        a = None
-        for k, s in enumerate(g.group.sets):
-            if spec.blueprint.sets[s].scale_ok:
-                a = features(s_ref, g.index).numpy() if a is None else a  # never moves
-                cols = g.column_set == k
-                incoming = (cols & (g.direction != 0)).numpy()
-                outgoing = (cols & (g.direction == 0)).numpy()
-                targets.append((g, g.nodes[k], incoming, outgoing, a[:, incoming],
-                                a[:, outgoing]))
+    reference_of = {}  # the reference's entries per group (it never moves)
+    for g, nodes, incoming, outgoing in scalable_sets(spec):
+        a = reference_of.setdefault(id(g), features(s_ref, g.index).numpy())
+        targets.append((g, nodes, incoming, outgoing, a[:, incoming], a[:, outgoing]))
     for _ in range(SWEEPS if targets else 0):
         moved_total = 0.0
         for g, nodes, incoming, outgoing, a_in, a_out in targets:

@@ -101,6 +101,20 @@ class Recipe(ABC):
         none."""
         return None
 
+    def evaluate(self, arch: str, params: torch.Tensor) -> dict[str, np.ndarray] | None:
+        """The zoo's metric columns (``test_acc``, ``val_loss``, ...) of weight rows
+        ``[B, P]`` of architecture ``arch``, measured as the build measures its networks --
+        for networks that were not trained by the recipe (generated, edited, merged). None
+        where the recipe cannot (the default)."""
+        return None
+
+    def predictions(self, arch: str, params: torch.Tensor, split: str = "test"
+                    ) -> torch.Tensor | None:
+        """``[B, n]``: what each of the networks ``params [B, P]`` predicts for the ``n``
+        inputs of the recipe's ``split`` (a classifier's labels); None where the recipe has
+        no such data (the default)."""
+        return None
+
     def network_of(self, arch: str, draws: int = 256) -> nn.Module:
         """A network of architecture ``arch`` (a spec id) as this recipe builds it: runs
         ``0, 1, ...`` of seed 0 are drawn until one has that architecture (a recipe that varies
