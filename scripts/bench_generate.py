@@ -16,7 +16,7 @@ averages of k aligned training networks). Printed per seed and as mean ± std ov
   CNNs), the same way ``ws.generate`` does it.
 
     python scripts/bench_generate.py ZOO [--seeds 0 1 2] [--samples 100] [--out DIR] \\
-        -- '+data.where.epoch=[18]' trainer.epochs=60
+        [--reuse] -- '+data.where.epoch=[18]' trainer.epochs=60
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import argparse
 import json
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -37,8 +38,11 @@ from weightspace.generation import judge
 from weightspace.training import run
 
 
-def one_seed(zoo: str, seed: int, samples: int, out: Path, overrides: list[str]) -> dict:
+def one_seed(zoo: str, seed: int, samples: int, out: Path, overrides: list[str],
+             reuse: bool = False) -> dict:
     run_dir = out / f"seed{seed}"
+    if reuse and (run_dir / "judged.json").exists():  # a seed judged by an earlier run
+        return json.loads((run_dir / "judged.json").read_text())
     begin = time.perf_counter()
     run(compose("train", ["task=generate_zoo", f"data.zoo={zoo}", f"trainer.seed={seed}",
                           "trainer.progress=false", *overrides]), run_dir)
@@ -72,10 +76,15 @@ def main():
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--samples", type=int, default=100)
     parser.add_argument("--out", default="outputs/bench_generate")
-    parser.add_argument("overrides", nargs="*", help="train.py overrides (after --)")
-    args = parser.parse_args()
+    parser.add_argument("--reuse", action="store_true",
+                        help="take the seeds already judged under --out as they are (seeds run "
+                             "in separate processes, summarised by one more)")
+    argv = sys.argv[1:]
+    cut = argv.index("--") if "--" in argv else len(argv)
+    args = parser.parse_args(argv[:cut])
+    args.overrides = argv[cut + 1 :]  # train.py overrides, after --
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    results = [one_seed(args.zoo, s, args.samples, Path(args.out), args.overrides)
+    results = [one_seed(args.zoo, s, args.samples, Path(args.out), args.overrides, args.reuse)
                for s in args.seeds]
     for r in results:
         print(f"\n## seed {r['seed']} (trained in {r['train_s']:.0f} s)\n\n{r['table']}")
@@ -86,21 +95,20 @@ def main():
                   + f"; Spearman {c['spearman']:.2f}")
     print(f"\n## {len(results)} seeds, {args.samples} samples each, zoo {args.zoo}; "
           f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads\n")
-    print("| measure | mean ± std over seeds |\n|---|---|")
+    print("| networks | mean acc | median acc | distance to the nearest training network "
+          "(median) | prediction agreement with it |\n|---|---|---|---|---|")
+    for k, row in enumerate(results[0]["rows"]):
+        kinds = [r["rows"][k] for r in results]
+        print(f"| {row['name']} | " + " | ".join(mean_std([x[key] for x in kinds]) for key in
+                                                 ("mean", "median", "distance", "agreement"))
+              + " |")
+    print("\n| measure | mean ± std over seeds |\n|---|---|")
     lines = {
         "zoo median test accuracy (training split)": [r["zoo_median"] for r in results],
-        "samples: mean test accuracy": [r["samples"]["mean"] for r in results],
-        "samples: median test accuracy": [r["samples"]["median"] for r in results],
         "samples' median / zoo median": [r["samples"]["median"] / r["zoo_median"]
                                          for r in results],
-        "samples: median distance to the nearest training network":
-            [r["samples"]["distance"] for r in results],
-        "training networks: median distance to the nearest other":
-            [r["training"]["distance"] for r in results],
         "noise limit (distance noise goes at the samples' mean accuracy)":
             [r["noise_limit"] for r in results],
-        "samples: prediction agreement with the nearest training network":
-            [r["samples"]["agreement"] for r in results],
         f"seconds to sample {args.samples} networks as modules": [r["sample_s"] for r in results],
     }
     if all("conditioning" in r for r in results):
@@ -108,6 +116,11 @@ def main():
                                                        for r in results]
     for name, values in lines.items():
         print(f"| {name} | {mean_std(values)} |")
+    if all("conditioning" in r for r in results):
+        bins = zip(*[r["conditioning"]["mean"] for r in results], strict=True)
+        asked = results[0]["conditioning"]["asked"]
+        print("\nconditioning, asked -> samples' mean accuracy over seeds: " + ", ".join(
+            f"{a:.3f} -> {mean_std(b)}" for a, b in zip(asked, bins, strict=True)))
     medians = np.array([r["samples"]["median"] / r["zoo_median"] for r in results])
     print(f"\nsamples reach {medians.mean():.2f} of the zoo's median accuracy (target 0.9)")
 

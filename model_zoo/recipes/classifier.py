@@ -39,7 +39,8 @@ class ClassifierRecipe(Recipe):
 
     Args:
         config: the ``zoo`` config. Keys read here: ``dataset``, ``data_seed``, ``epochs``,
-            ``checkpoints``, ``batch_size``, and, per run, ``activations``, ``optimizers``,
+            ``checkpoints``, ``batch_size``, ``shared_init_seed`` (one initialisation for
+            every run), and, per run, ``activations``, ``optimizers``,
             ``train_fractions`` (uniform choices) and ``lr``, ``weight_decay``, ``init_std``
             (log-uniform ranges).
     """
@@ -98,8 +99,11 @@ class ClassifierRecipe(Recipe):
         return int(self.data()["train"][1].max()) + 1
 
     def initialize(self, model: nn.Module, run: Run) -> nn.Module:
-        """Weights ``N(0, init_std^2)`` drawn with the run's seed, biases 0."""
-        g = torch.Generator().manual_seed(run.seed)
+        """Weights ``N(0, init_std^2)`` drawn with the run's seed (with ``shared_init_seed:
+        S``, with ``S`` for every run: one initialisation, scaled by each run's
+        ``init_std``), biases 0."""
+        shared = self.config.get("shared_init_seed")
+        g = torch.Generator().manual_seed(run.seed if shared is None else int(shared))
         with torch.no_grad():
             for name, p in model.named_parameters():
                 if name.endswith("weight"):
