@@ -91,6 +91,12 @@ CASES = [
     (["evaluate", "split=test"], 2, "ckpt=RUN_DIR"),
     (["evaluate", "ckpt={tmp}/missing"], 1, "missing"),
     (["evaluate", "ckpt={junk}"], 1, "junk"),
+    # generate
+    (["generate", "n=3"], 2, "ckpt=RUN_DIR"),
+    (["generate", "ckpt={tmp}/missing", "n=3", "out={tmp}/s.h5", "temperature=2"], 2,
+     "expected key=value"),
+    (["generate", "ckpt={tmp}/missing", "n=3", "out={tmp}/s.h5"], 1, "missing"),
+    (["generate", "ckpt={junk}", "n=3", "out={tmp}/s.h5"], 1, "junk"),
 ]
 
 

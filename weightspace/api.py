@@ -124,16 +124,13 @@ def generate(hypernet, conditions=None, *, n: int | None = None, as_params: bool
     (:mod:`weightspace.generation`).
     """
     if isinstance(hypernet, str | os.PathLike | Trained):
-        trained = load_trained(hypernet, device or "cpu")
+        trained = load_trained(hypernet, device or "cpu", kind=("hypernetwork", "generator"))
         if trained.task.kind == "generator":
             from weightspace.generation import as_modules, sample_rows
 
             rows = sample_rows(trained, n or 1, conditions, steps=steps, guidance=guidance,
                                seed=seed)
             return rows if as_params else as_modules(trained, rows)
-        if trained.task.kind != "hypernetwork":
-            raise ValueError(f"generate() takes a hypernetwork or a zoo generator; the "
-                             f"checkpoint holds a {trained.task.kind}")
         hypernet = trained.model
     if not isinstance(hypernet, HyperNetwork | HyperModule):
         raise TypeError(f"generate() takes a HyperNetwork, a HyperModule or a checkpoint path, "

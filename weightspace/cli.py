@@ -87,8 +87,10 @@ def _dispatch(args) -> int:
     return _zoo(args)
 
 
-def _options(command: str, options: list[str], known: set[str], required: set[str]) -> dict:
-    """``key=value`` options of a command, each key one of ``known``."""
+def _options(command: str, options: list[str], known: set[str], required: dict[str, str]
+             ) -> dict:
+    """``key=value`` options of a command, each key one of ``known``; ``required`` maps the
+    keys that must be given to how to give them."""
     from weightspace.errors import ConfigError
 
     kwargs = {}
@@ -98,10 +100,9 @@ def _options(command: str, options: list[str], known: set[str], required: set[st
             raise ConfigError(f"weightspace {command}: expected key=value with key in "
                               f"{sorted(known)}, got {opt!r}")
         kwargs[key] = value
-    missing = sorted(required - set(kwargs))
+    missing = [how for key, how in required.items() if key not in kwargs]
     if missing:
-        raise ConfigError(f"weightspace {command}: {', '.join(f'{k}=...' for k in missing)} "
-                          f"is required")
+        raise ConfigError(f"weightspace {command}: {'; '.join(missing)} required")
     return kwargs
 
 
@@ -109,7 +110,8 @@ def _generate(options: list[str]) -> int:
     from weightspace.generation import load_generator, sample_rows, write_samples
 
     kw = _options("generate", options, {"ckpt", "n", "out", "condition", "seed", "device"},
-                  {"ckpt", "n", "out"})
+                  {"ckpt": "ckpt=RUN_DIR (of a task=generate_zoo run) is",
+                   "n": "n=NUMBER of networks is", "out": "out=PATH of the zoo to write is"})
     trained = load_generator(kw["ckpt"], kw.get("device", "cpu"))
     condition = float(kw["condition"]) if "condition" in kw else None
     seed = int(kw.get("seed", 0))
@@ -138,7 +140,7 @@ def _evaluate(options: list[str]) -> int:
     from weightspace.training import evaluate, load_trained
 
     kwargs = _options("evaluate", options, {"ckpt", "split", "zoo", "device", "n", "seed"},
-                      {"ckpt"})
+                      {"ckpt": "ckpt=RUN_DIR or ckpt=PATH/best.pt is"})
     if load_trained(kwargs["ckpt"]).task.kind == "generator":
         from weightspace.generation import judge
 

@@ -2,7 +2,8 @@
 
 A checkpoint is a plain dict of tensors and JSON-like values (read with
 ``torch.load(..., weights_only=True)``, never unpickled): the model's ``state_dict``
-(``model``), its ``kind`` (``"metanetwork"`` or ``"hypernetwork"``), the resolved training
+(``model``), its ``kind`` (``"metanetwork"``, ``"hypernetwork"`` or ``"generator"``), the
+resolved training
 ``config``, the ``epoch``, and what the task stores (:meth:`~weightspace.tasks.Task.state`: for
 a zoo task the ``specs`` as JSON text, the zoo's ``recipe`` and the target statistics). The
 task and the model are rebuilt by name from the config; nothing in the file is instantiated.
@@ -60,11 +61,11 @@ def checkpoint_payload(model: nn.Module, task: Task, cfg: DictConfig, epoch: int
 
 
 def load_trained(path: str | os.PathLike | Trained, device: str | torch.device = "cpu",
-                 kind: str | None = None) -> Trained:
+                 kind: str | tuple[str, ...] | None = None) -> Trained:
     """A trained model from a checkpoint file or a run directory (its ``best.pt``).
 
-    ``kind`` (``"metanetwork"`` or ``"hypernetwork"``) refuses a checkpoint of the other kind
-    with an error naming the file.
+    ``kind`` (``"metanetwork"``, ``"hypernetwork"``, ``"generator"``, or a tuple of them)
+    refuses a checkpoint of another kind with an error naming the file.
     """
     if isinstance(path, Trained):
         return path
@@ -78,9 +79,10 @@ def load_trained(path: str | os.PathLike | Trained, device: str | torch.device =
         raise ValueError(f"{path} is not a weightspace checkpoint (it holds a "
                          f"{type(state).__name__})")
     found = state.get("kind", "metanetwork" if "specs" in state else None)
-    if kind is not None and found != kind:
-        raise ValueError(f"{path} is not a weightspace {kind} checkpoint (it holds "
-                         f"{found or 'something else'})")
+    kinds = (kind,) if isinstance(kind, str) else kind
+    if kinds is not None and found not in kinds:
+        raise ValueError(f"{path} is not a weightspace {' or '.join(kinds)} checkpoint (it "
+                         f"holds {found or 'something else'})")
     missing = {"model", "config"} - set(state)
     if missing:
         raise ValueError(f"{path} is not a weightspace checkpoint (missing {sorted(missing)})")
