@@ -41,12 +41,14 @@ from weightspace.training import run
 def one_seed(zoo: str, seed: int, samples: int, out: Path, overrides: list[str],
              reuse: bool = False) -> dict:
     run_dir = out / f"seed{seed}"
-    if reuse and (run_dir / "judged.json").exists():  # a seed judged by an earlier run
-        return json.loads((run_dir / "judged.json").read_text())
-    begin = time.perf_counter()
-    run(compose("train", ["task=generate_zoo", f"data.zoo={zoo}", f"trainer.seed={seed}",
-                          "trainer.progress=false", *overrides]), run_dir)
-    trained_s = time.perf_counter() - begin
+    earlier = run_dir / "judged.json"
+    if reuse and (run_dir / "best.pt").exists():  # trained by an earlier run: judged again
+        trained_s = json.loads(earlier.read_text())["train_s"] if earlier.exists() else 0.0
+    else:
+        begin = time.perf_counter()
+        run(compose("train", ["task=generate_zoo", f"data.zoo={zoo}", f"trainer.seed={seed}",
+                              "trainer.progress=false", *overrides]), run_dir)
+        trained_s = time.perf_counter() - begin
     begin = time.perf_counter()
     nets = ws.generate(run_dir, n=samples, seed=seed)
     sample_s = time.perf_counter() - begin
@@ -77,8 +79,9 @@ def main():
     parser.add_argument("--samples", type=int, default=100)
     parser.add_argument("--out", default="outputs/bench_generate")
     parser.add_argument("--reuse", action="store_true",
-                        help="take the seeds already judged under --out as they are (seeds run "
-                             "in separate processes, summarised by one more)")
+                        help="judge the seeds already trained under --out again, without "
+                             "training them (seeds trained in separate processes, summarised "
+                             "by one more)")
     argv = sys.argv[1:]
     cut = argv.index("--") if "--" in argv else len(argv)
     args = parser.parse_args(argv[:cut])

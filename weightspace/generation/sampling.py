@@ -103,7 +103,9 @@ def condition_sweep(trained: Trained, bins: int = 5, per_bin: int = 20, seed: in
 def judge(checkpoint: str | os.PathLike | Trained, n: int = 100, zoo: str | None = None,
           seed: int = 0, device: str = "cpu") -> dict:
     """The memorisation report of ``n`` samples of a generator against the training split of
-    its zoo (``zoo``: another path to it), and its condition sweep when it has a condition."""
+    its zoo (``zoo``: another path to it), and its condition sweep when it has a condition.
+    A conditioned generator's samples get conditions drawn uniformly over the quantiles, so
+    that they follow the zoo's distribution."""
     trained = load_generator(checkpoint, device)
     cfg = trained.config
     if zoo is not None:
@@ -123,7 +125,11 @@ def judge(checkpoint: str | os.PathLike | Trained, n: int = 100, zoo: str | None
         from weightspace.alignment.canonical import align_rows
 
         train = align_rows(task.spec, task.rows["train"], frame)[0]
-    samples = sample_rows(trained, n, seed=seed)
+    g = torch.Generator().manual_seed(seed)
+    # a conditioned generator samples the zoo's distribution with conditions drawn from it
+    # (uniform quantiles), not from its weaker unconditional mode
+    conditions = torch.rand(n, generator=g) if task.condition is not None else None
+    samples = trained.model.sample(n, conditions, generator=g).float().cpu()
     report = memorisation_report(
         task.spec, train, samples, lambda r: recipe.evaluate(arch, r)[task.metric],
         lambda r: recipe.predictions(arch, r), metric=task.metric,
