@@ -118,8 +118,9 @@ def generate(hypernet, conditions=None, *, n: int | None = None, as_params: bool
     :func:`~weightspace.functional.batched_forward`.
 
     For a generator trained with ``task=generate_zoo`` (its run directory, ``best.pt`` or
-    loaded checkpoint), ``n`` networks are sampled: ``conditions`` is ``None`` or values of
-    the column it was conditioned on (e.g. a test accuracy of 0.9), one or ``n``; ``seed``
+    loaded checkpoint), ``n`` networks are sampled: ``conditions`` is values of the column it
+    was conditioned on (e.g. a test accuracy of 0.9), one or ``n``, or ``None`` (conditions
+    drawn to follow the zoo's distribution); ``seed``
     makes the draw repeatable, ``steps`` and ``guidance`` set the sampler
     (:mod:`weightspace.generation`).
     """

@@ -64,6 +64,9 @@ def test_generate_returns_modules_of_the_zoo_architecture(generator, cnn_zoo):
     assert rows.shape == (2, spec.num_params) and torch.isfinite(rows).all()
     again = ws.generate(out, 0.5, n=4, seed=1, as_params=True)
     assert torch.equal(again, torch.stack([spec.flatten(m) for m in nets]))
+    free = ws.generate(out, n=3, seed=2, as_params=True)  # conditions drawn from the zoo's
+    assert free.shape == (3, spec.num_params)
+    assert torch.equal(free, ws.generate(out, n=3, seed=2, as_params=True))
     with pytest.raises(ValueError, match="one value or 3"):
         ws.generate(out, [0.1, 0.2], n=3)
 

@@ -25,12 +25,15 @@ def load_generator(checkpoint: str | os.PathLike | Trained, device="cpu") -> Tra
     return load_trained(checkpoint, device, kind="generator")
 
 
-def conditions_of(trained: Trained, n: int, condition=None) -> Tensor | None:
-    """``[n]`` quantiles for values of the generator's condition column (one value or ``n``);
-    ``None`` samples unconditionally."""
+def conditions_of(trained: Trained, n: int, condition=None,
+                  generator: torch.Generator | None = None) -> Tensor | None:
+    """``[n]`` quantiles for values of the generator's condition column (one value or
+    ``n``). Without a value, a conditioned generator gets quantiles drawn uniformly, so that
+    its samples follow the zoo's distribution (its unconditional mode, trained on the few
+    steps whose condition was dropped, makes worse networks: benchmarks/RESULTS.md)."""
     task: GenerateZoo = trained.task
     if condition is None:
-        return None
+        return None if task.condition is None else torch.rand(n, generator=generator)
     if task.condition is None:
         raise ValueError("this generator was trained without a condition (task.condition="
                          "null): sample it with condition=None")
@@ -47,7 +50,7 @@ def sample_rows(trained: Trained, n: int, condition=None, *, steps: int | None =
     if n < 1:
         raise ValueError(f"n must be a positive number of networks, got {n}")
     g = None if seed is None else torch.Generator().manual_seed(seed)
-    return trained.model.sample(n, conditions_of(trained, n, condition), steps, guidance,
+    return trained.model.sample(n, conditions_of(trained, n, condition, g), steps, guidance,
                                 g).float().cpu()
 
 
@@ -125,11 +128,7 @@ def judge(checkpoint: str | os.PathLike | Trained, n: int = 100, zoo: str | None
         from weightspace.alignment.canonical import align_rows
 
         train = align_rows(task.spec, task.rows["train"], frame)[0]
-    g = torch.Generator().manual_seed(seed)
-    # a conditioned generator samples the zoo's distribution with conditions drawn from it
-    # (uniform quantiles), not from its weaker unconditional mode
-    conditions = torch.rand(n, generator=g) if task.condition is not None else None
-    samples = trained.model.sample(n, conditions, generator=g).float().cpu()
+    samples = sample_rows(trained, n, seed=seed)
     report = memorisation_report(
         task.spec, train, samples, lambda r: recipe.evaluate(arch, r)[task.metric],
         lambda r: recipe.predictions(arch, r), metric=task.metric,
