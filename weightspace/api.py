@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from weightspace.errors import SpecMismatchError
+from weightspace.graph.convert import load_flat
 from weightspace.graph.spec import GraphSpec
 from weightspace.hyper.hypernetize import HyperModule
 from weightspace.hyper.hypernetwork import HyperNetwork
@@ -98,9 +99,9 @@ def predict(checkpoint: str | os.PathLike | Trained, models, batch_size: int = 2
         return result
     edited = []
     for m, (a, _, _), row in zip(models, rows, result, strict=True):
-        new = copy.deepcopy(m)
-        new.load_state_dict({**new.state_dict(), **trained.specs[a].params.unflatten(row)})
-        edited.append(new)
+        spec = trained.specs[a]  # the edit moves the weights; the buffers stay the network's
+        buffers = spec.flatten_buffers(m) if len(spec.buffers) else None
+        edited.append(load_flat(copy.deepcopy(m), spec, row, buffers))
     return edited
 
 

@@ -28,7 +28,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from weightspace.graph.convert import from_graph, to_graph
+from weightspace.graph.convert import from_graph, load_flat, to_graph
 from weightspace.graph.example_inputs import as_tuple, default_example_inputs
 from weightspace.graph.spec import GraphSpec
 from weightspace.graph.symmetry import sample_symmetries
@@ -111,8 +111,7 @@ def assert_symmetries_preserve_function(model: nn.Module, example_inputs=None, d
         for i in range(draws):
             moved = t[i](vec)
             assert not torch.equal(moved, vec), f"symmetry {i} left the weights unchanged"
-            other = copy.deepcopy(model)
-            other.load_state_dict(spec.unflatten(moved, t[i].buffers(buf)))
+            other = load_flat(copy.deepcopy(model), spec, moved, t[i].buffers(buf))
             torch.testing.assert_close(other(*x), expected, rtol=rtol, atol=rtol * scale,
                                        msg=lambda m, i=i: f"symmetry {i} changed the "
                                                           f"function: {m}")

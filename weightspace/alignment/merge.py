@@ -20,6 +20,7 @@ from torch import nn
 from weightspace.alignment import network
 from weightspace.alignment.fisher import diagonal_fisher
 from weightspace.batchnorm import recalibrate_batchnorm
+from weightspace.graph.convert import load_flat
 from weightspace.graph.spec import GraphSpec
 
 METHODS = ("average", "fisher")
@@ -71,8 +72,7 @@ def merge(models: Sequence[nn.Module], *, weights: Sequence[float] | None = None
     buffers = (sum(wk * spec.flatten_buffers(m).double() for wk, m in zip(w, aligned,
                                                                            strict=True))
                if len(spec.buffers) else None)
-    merged = copy.deepcopy(models[0])
-    merged.load_state_dict(spec.unflatten(vec.float(), buffers), strict=True)
+    merged = load_flat(copy.deepcopy(models[0]), spec, vec.float(), buffers)
     if data is not None:
         recalibrate_batchnorm(merged, data)
     return merged.eval()

@@ -20,6 +20,7 @@ from weightspace.alignment.activation_matching import activation_matching
 from weightspace.alignment.scale_matching import scale_matching
 from weightspace.alignment.weight_matching import weight_matching
 from weightspace.errors import SpecMismatchError
+from weightspace.graph.convert import load_flat
 from weightspace.graph.example_inputs import as_tuple, default_example_inputs
 from weightspace.graph.spec import GraphSpec
 from weightspace.graph.symmetry import SymmetryTransform
@@ -69,9 +70,8 @@ def align(reference: nn.Module, other: nn.Module, *, method: str = "weights", da
     both on ``example_inputs`` (or the architecture's default ones) and raise if the outputs
     differ by more than float rounding."""
     spec, t, vec, buffers = _matched(reference, other, example_inputs, method, data, scale)
-    aligned = copy.deepcopy(other)
-    state = spec.unflatten(t(vec), None if buffers is None else t.buffers(buffers))
-    aligned.load_state_dict(state, strict=True)
+    aligned = load_flat(copy.deepcopy(other), spec, t(vec),
+                        None if buffers is None else t.buffers(buffers))
     if check:
         _check_same_function(other, aligned, example_inputs)
     return aligned

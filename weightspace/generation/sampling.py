@@ -13,6 +13,7 @@ from scipy.stats import spearmanr
 from torch import Tensor, nn
 
 from weightspace.generation.memorisation import memorisation_report
+from weightspace.graph.convert import load_flat
 from weightspace.tasks.generate_zoo import GenerateZoo, quantile_of
 from weightspace.training.checkpoint import Trained, load_trained
 from weightspace.zoo.reader import Zoo
@@ -58,12 +59,7 @@ def as_modules(trained: Trained, rows: Tensor) -> list[nn.Module]:
     """One module per row, built as the zoo's recipe builds the architecture."""
     task: GenerateZoo = trained.task
     template = recipe_for(task.recipe).network_of(task.spec.id)
-    out = []
-    for row in rows:
-        m = copy.deepcopy(template)
-        m.load_state_dict(task.spec.unflatten(row), strict=True)
-        out.append(m.eval())
-    return out
+    return [load_flat(copy.deepcopy(template), task.spec, row).eval() for row in rows]
 
 
 def write_samples(trained: Trained, rows: Tensor, out: str | os.PathLike,

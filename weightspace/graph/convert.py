@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import copy
+from collections import OrderedDict
 
-from torch import nn
+from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 
 from weightspace.errors import SpecMismatchError
@@ -53,8 +54,18 @@ def from_graph(graph: Data, like: nn.Module) -> nn.Module | list[nn.Module]:
     spec = _spec_for(graph, like)
     vec = spec.weights_from_graph(graph.x, graph.edge_attr)
     buffers = spec.buffers_from_graph(graph.x, graph.edge_attr, graph.extra_buffers)
-    model = copy.deepcopy(like)
-    model.load_state_dict(spec.unflatten(vec, buffers), strict=True)
+    return load_flat(copy.deepcopy(like), spec, vec, buffers)
+
+
+def load_flat(model: nn.Module, spec: GraphSpec, vec: Tensor, buffers: Tensor | None = None
+              ) -> nn.Module:
+    """``model`` (changed in place, and returned) holding the weights ``vec`` (and buffers)
+    of ``spec``'s flat layout. The module's own state-dict metadata goes with them: some
+    modules read their version from it while loading (torchvision's MNASNet refuses a state
+    without one)."""
+    state = OrderedDict(spec.unflatten(vec, buffers))
+    state._metadata = getattr(model.state_dict(), "_metadata", None)
+    model.load_state_dict(state, strict=True)
     return model
 
 

@@ -310,12 +310,12 @@ class Zoo:
         """Model ``index`` as a copy of ``like`` (which supplies the architecture)."""
         import copy
 
+        from weightspace.graph.convert import load_flat
+
         spec = self.spec(self.arch_of(index))
         vec = torch.from_numpy(self.params([index])[0])
         buffers = torch.from_numpy(self.buffers([index])[0]) if len(spec.buffers) else None
-        model = copy.deepcopy(like)
-        model.load_state_dict(spec.unflatten(vec, buffers), strict=True)
-        return model
+        return load_flat(copy.deepcopy(like), spec, vec, buffers)
 
     def dataset(self, split: str = "train", target: str | None = None, arch: str | None = None,
                 **kwargs):
