@@ -26,6 +26,18 @@ def randomize(model: nn.Module, seed: int = 0) -> nn.Module:
     return model.eval()
 
 
+class Versioned(torch.nn.Sequential):
+    """Reads its version from the state dict's metadata while loading, as torchvision's
+    MNASNet does, and refuses a state without one."""
+
+    _version = 2
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args, **kwargs):
+        if local_metadata.get("version") != 2:
+            raise ValueError(f"no version 2 in the metadata of {prefix!r}")
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, *args, **kwargs)
+
+
 ARCHITECTURES = {
     "mlp": lambda: nets.MLP(5, [16, 12], 3, activation="relu"),
     "mlp_tanh": lambda: nets.MLP(5, [16, 12], 3, activation="tanh"),

@@ -10,7 +10,7 @@ import torch
 from torch_geometric.data import Batch
 
 import weightspace as ws
-from tests.conftest import build
+from tests.conftest import Versioned, build
 from weightspace import nets
 from weightspace.graph import EdgeType, GraphSpec, NodeType
 from weightspace.graph.reader import GraphReader
@@ -205,22 +205,10 @@ def test_module_path_equals_vector_path(arch):
         assert torch.equal(direct[key], via_vector[key]), key
 
 
-class _Versioned(torch.nn.Sequential):
-    """Reads its version from the state dict's metadata while loading, as torchvision's
-    MNASNet does, and refuses a state without one."""
-
-    _version = 2
-
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args, **kwargs):
-        if local_metadata.get("version") != 2:
-            raise ValueError(f"no version 2 in the metadata of {prefix!r}")
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, *args, **kwargs)
-
-
 def test_a_module_that_reads_its_version_while_loading_comes_back():
-    model = _Versioned(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    model = Versioned(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
     graph = ws.to_graph(model, torch.zeros(1, 4))
-    back = ws.from_graph(graph, _Versioned(torch.nn.Linear(4, 8), torch.nn.ReLU(),
+    back = ws.from_graph(graph, Versioned(torch.nn.Linear(4, 8), torch.nn.ReLU(),
                                            torch.nn.Linear(8, 2)))
     assert_same_state(model, back)
     merged = ws.merge([model, back])  # loads through the same path

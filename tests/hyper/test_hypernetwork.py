@@ -145,3 +145,11 @@ def test_follows_the_device_and_keeps_state():
         hc = h.to("cuda")
         assert hc.target[0].weight.is_cuda
         torch.testing.assert_close(hc(g).cpu(), h2(g))
+
+
+def test_generated_copies_keep_the_targets_module_versions():
+    from tests.conftest import Versioned
+
+    target = Versioned(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    nets = HyperNetwork(target, 1, hidden=(8,)).modules_for(torch.tensor([[0.0], [1.0]]))
+    assert len(nets) == 2 and all(isinstance(n, Versioned) for n in nets)

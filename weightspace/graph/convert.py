@@ -63,10 +63,16 @@ def load_flat(model: nn.Module, spec: GraphSpec, vec: Tensor, buffers: Tensor | 
     of ``spec``'s flat layout. The module's own state-dict metadata goes with them: some
     modules read their version from it while loading (torchvision's MNASNet refuses a state
     without one)."""
-    state = OrderedDict(spec.unflatten(vec, buffers))
-    state._metadata = getattr(model.state_dict(), "_metadata", None)
-    model.load_state_dict(state, strict=True)
+    model.load_state_dict(with_metadata(spec.unflatten(vec, buffers), model), strict=True)
     return model
+
+
+def with_metadata(state: dict, model: nn.Module) -> OrderedDict:
+    """``state`` as a state dict carrying ``model``'s own metadata (module versions), for
+    ``model.load_state_dict``."""
+    out = OrderedDict(state)
+    out._metadata = getattr(model.state_dict(), "_metadata", None)
+    return out
 
 
 def _spec_for(graph: Data, like: nn.Module) -> GraphSpec:

@@ -44,6 +44,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from weightspace.graph.convert import with_metadata
 from weightspace.graph.layout import parameter_layout
 from weightspace.hyper.condition import check_conditions, mip_encoding
 
@@ -99,7 +100,7 @@ def copies_holding(template: nn.Module, layout, flat: Tensor) -> list[nn.Module]
     out = []
     for row in flat:
         net = copy.deepcopy(template)
-        net.load_state_dict(layout.unflatten(row), strict=False)
+        net.load_state_dict(with_metadata(layout.unflatten(row), net), strict=False)
         out.append(net)
     return out
 
