@@ -138,20 +138,22 @@ def _evaluate(options: list[str]) -> int:
     import json
 
     from weightspace.training import evaluate, load_trained
+    from weightspace.training.device import resolve_device
 
     kwargs = _options("evaluate", options, {"ckpt", "split", "zoo", "device", "n", "seed"},
                       {"ckpt": "ckpt=RUN_DIR or ckpt=PATH/best.pt is"})
-    if load_trained(kwargs["ckpt"]).task.kind == "generator":
+    # loaded once, here, and handed on (evaluate and judge take a loaded checkpoint)
+    trained = load_trained(kwargs.pop("ckpt"), resolve_device(kwargs.pop("device", "auto")),
+                           kind=("metanetwork", "generator"))
+    n, seed = int(kwargs.pop("n", 100)), int(kwargs.pop("seed", 0))
+    if trained.task.kind == "generator":
         from weightspace.generation import judge
 
-        result = judge(kwargs["ckpt"], int(kwargs.get("n", 100)), kwargs.get("zoo"),
-                       int(kwargs.get("seed", 0)))
+        result = judge(trained, n, kwargs.get("zoo"), seed)
         print(result.pop("table"))
         print(json.dumps(result, indent=2))
         return 0
-    for key in ("n", "seed"):  # options of a generator's report
-        kwargs.pop(key, None)
-    print(json.dumps(evaluate(**kwargs), indent=2))
+    print(json.dumps(evaluate(trained, **kwargs), indent=2))
     return 0
 
 

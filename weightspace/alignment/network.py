@@ -43,17 +43,16 @@ def _matched(reference: nn.Module, other: nn.Module, example_inputs, method: str
                                 f"{type(reference).__name__} ({spec.id}), other "
                                 f"{type(other).__name__} ({own.id})")
     buffers = len(spec.buffers) > 0
+    ref_vec, vec = spec.flatten(reference), spec.flatten(other)
+    ref_buf, buf = ((spec.flatten_buffers(reference), spec.flatten_buffers(other)) if buffers
+                    else (None, None))
     if method == "activations":
         t = activation_matching(spec, reference, other, data, example_inputs)
     else:
-        t = weight_matching(spec, spec.flatten(reference), spec.flatten(other),
-                            spec.flatten_buffers(reference) if buffers else None,
-                            spec.flatten_buffers(other) if buffers else None)
+        t = weight_matching(spec, ref_vec, vec, ref_buf, buf)
     if scale:
-        t = scale_matching(spec, spec.flatten(reference), t, spec.flatten(other),
-                           spec.flatten_buffers(reference) if buffers else None,
-                           spec.flatten_buffers(other) if buffers else None)
-    return spec, t, spec.flatten(other), spec.flatten_buffers(other) if buffers else None
+        t = scale_matching(spec, ref_vec, t, vec, ref_buf, buf)
+    return spec, t, vec, buf
 
 
 def align(reference: nn.Module, other: nn.Module, *, method: str = "weights", data=None,

@@ -70,6 +70,17 @@ def scalable_sets(spec: GraphSpec) -> list[tuple]:
     return out
 
 
+def _rescale(spec: GraphSpec, current: tuple, scale: Tensor, nodes: Tensor, d: np.ndarray
+             ) -> tuple:
+    """``current`` (weights, buffers) with the neurons ``nodes`` rescaled by ``d``; their
+    factors in ``scale [1, N]`` are multiplied in place."""
+    N = spec.num_nodes
+    step = torch.ones(1, N, dtype=torch.float64)
+    step[0, nodes] = torch.from_numpy(d)
+    scale[0, nodes] *= step[0, nodes]
+    return entry_moves(spec, torch.arange(N).unsqueeze(0), step, nodes).apply(*current)
+
+
 def unit_scales(spec: GraphSpec, vec: Tensor) -> SymmetryTransform:
     """The positive rescaling after which every neuron behind a positively homogeneous
     activation has incoming entries (the weights into it and its bias) of norm 1: one
@@ -82,10 +93,8 @@ def unit_scales(spec: GraphSpec, vec: Tensor) -> SymmetryTransform:
     for g, nodes, incoming, _ in scalable_sets(spec):
         b = features(spec.source(*current), g.index).numpy()[:, incoming]
         norm = np.sqrt((b * b).sum(1))
-        step = torch.ones(1, N, dtype=torch.float64)
-        step[0, nodes] = torch.from_numpy(np.where(norm > 0, 1 / np.maximum(norm, 1e-300), 1.0))
-        current = entry_moves(spec, torch.arange(N).unsqueeze(0), step, nodes).apply(*current)
-        scale[0, nodes] *= step[0, nodes]
+        d = np.where(norm > 0, 1 / np.maximum(norm, 1e-300), 1.0)
+        current = _rescale(spec, current, scale, nodes, d)
     return node_transform(spec, torch.arange(N).unsqueeze(0), scale)[0]
 
 
@@ -95,7 +104,6 @@ def scale_matching(spec: GraphSpec, reference: Tensor, transform: SymmetryTransf
     """``transform`` (a relabelling of ``other`` onto ``reference``) followed by the positive
     rescaling of every neuron whose set allows it that brings ``transform(other)`` closest to
     ``reference`` (module docstring). Flat vectors ``[P]`` in ``spec``'s layout."""
-    N = spec.num_nodes
     perm, scale = transform.node_perm.unsqueeze(0), transform.node_scale.unsqueeze(0).clone()
     current = (transform(other.double()),
                None if other_buffers is None else transform.buffers(other_buffers.double()))
@@ -112,11 +120,7 @@ def scale_matching(spec: GraphSpec, reference: Tensor, transform: SymmetryTransf
             b = features(spec.source(*current), g.index).numpy()
             d = _best_scales(a_in, b[:, incoming], a_out, b[:, outgoing])
             moved_total = max(moved_total, float(np.abs(np.log(d)).max()))
-            step = torch.ones(1, N, dtype=torch.float64)
-            step[0, nodes] = torch.from_numpy(d)
-            current = entry_moves(spec, torch.arange(N).unsqueeze(0), step, nodes).apply(
-                *current)
-            scale[0, nodes] *= step[0, nodes]
+            current = _rescale(spec, current, scale, nodes, d)
         if moved_total < 1e-9:
             break
     return node_transform(spec, perm, scale)[0]

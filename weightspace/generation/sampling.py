@@ -17,7 +17,6 @@ from weightspace.graph.convert import load_flat
 from weightspace.tasks.generate_zoo import GenerateZoo, quantile_of
 from weightspace.training.checkpoint import Trained, load_trained
 from weightspace.zoo.reader import Zoo
-from weightspace.zoo.recipe import recipe_for
 from weightspace.zoo.writer import ZooWriter
 
 
@@ -58,7 +57,7 @@ def sample_rows(trained: Trained, n: int, condition=None, *, steps: int | None =
 def as_modules(trained: Trained, rows: Tensor) -> list[nn.Module]:
     """One module per row, built as the zoo's recipe builds the architecture."""
     task: GenerateZoo = trained.task
-    template = recipe_for(task.recipe).network_of(task.spec.id)
+    template = task.maker().network_of(task.spec.id)
     return [load_flat(copy.deepcopy(template), task.spec, row).eval() for row in rows]
 
 
@@ -73,7 +72,7 @@ def write_samples(trained: Trained, rows: Tensor, out: str | os.PathLike,
                                    "step": np.zeros(n, dtype=np.int64)}
     if condition is not None:
         meta["condition"] = np.broadcast_to(np.asarray(condition, dtype=np.float64), (n,)).copy()
-    measured = recipe_for(task.recipe).evaluate(task.spec.id, rows)
+    measured = task.maker().evaluate(task.spec.id, rows)
     meta.update(measured or {})
     writer = ZooWriter(out, {**task.recipe, "generated_by": "weightspace generate"})
     writer.write(task.spec, rows, meta)
@@ -86,7 +85,7 @@ def condition_sweep(trained: Trained, bins: int = 5, per_bin: int = 20, seed: in
     value asked for, the mean measured metric per bin, and the rank correlation between
     bin and metric (Spearman)."""
     task: GenerateZoo = trained.task
-    recipe = recipe_for(task.recipe)
+    recipe = task.maker()
     g = torch.Generator().manual_seed(seed)
     asked, means = [], []
     for b in range(bins):
@@ -109,21 +108,16 @@ def judge(checkpoint: str | os.PathLike | Trained, n: int = 100, zoo: str | None
     cfg = trained.config
     if zoo is not None:
         cfg.data.zoo = zoo
-    task: GenerateZoo = GenerateZoo.create(cfg, trained.task.spec, trained.task.recipe)
+    task = GenerateZoo.create(cfg, trained.task.spec, trained.task.recipe)  # with the data
     with Zoo(cfg.data.zoo) as z:
         if task.spec.id not in z.archs:
             raise ValueError(f"{cfg.data.zoo} holds no networks of architecture "
                              f"{task.spec.id}, which the generator was trained on")
-        task.read(cfg, z)
-    recipe = recipe_for(task.recipe)
+        # the zoo's networks in the generator's frame: aligned onto its stored reference
+        task.read(cfg, z, trained.model.reference.cpu())
+    recipe = task.maker()
     arch = task.spec.id
     train = task.rows["train"]
-    # the training networks in the generator's frame (its reference is the stored one)
-    frame = trained.model.reference.cpu()
-    if not torch.allclose(frame, task.reference):
-        from weightspace.alignment.canonical import align_rows
-
-        train = align_rows(task.spec, task.rows["train"], frame)[0]
     samples = sample_rows(trained, n, seed=seed)
     report = memorisation_report(
         task.spec, train, samples, lambda r: recipe.evaluate(arch, r)[task.metric],

@@ -112,8 +112,9 @@ class GenerateZoo(Task):
         task.load_state(state)
         return task
 
-    def read(self, cfg: DictConfig, zoo: Zoo):
-        """The splits' networks and columns, aligned onto the training split's reference."""
+    def read(self, cfg: DictConfig, zoo: Zoo, reference: torch.Tensor | None = None):
+        """The splits' networks and columns, aligned onto the training split's reference (or
+        onto ``reference``, e.g. a trained generator's)."""
         d = cfg.data
         where = OmegaConf.to_container(d.where) if d.get("where") else None
         meta = zoo.metadata()
@@ -131,15 +132,29 @@ class GenerateZoo(Task):
             self.columns[split] = {k: np.asarray(meta[k])[ds.indices] for k in
                                    {self.metric, self.condition} - {None}}
         progress = bool(cfg.trainer.get("progress", True))
-        self.rows["train"], self.reference = align_rows(self.spec, self.rows["train"],
-                                                        rounds=self.rounds, scales=self.scales,
-                                                        progress=progress)
-        for split in ("val", "test"):
-            self.rows[split] = align_rows(self.spec, self.rows[split], self.reference,
+        todo = list(SPLITS)
+        if reference is None:
+            self.rows["train"], reference = align_rows(self.spec, self.rows["train"],
+                                                       rounds=self.rounds, scales=self.scales,
+                                                       progress=progress)
+            todo.remove("train")
+        self.reference = reference
+        for split in todo:
+            self.rows[split] = align_rows(self.spec, self.rows[split], reference,
                                           scales=self.scales)[0]
         if self.condition:
             values = self.columns["train"][self.condition].astype(np.float64)
             self.quantiles = torch.from_numpy(np.sort(values)).float()
+
+    def maker(self):
+        """The zoo's recipe (built once: its data and networks are read on first use), or
+        None where it is not installed."""
+        if not hasattr(self, "_maker"):
+            try:
+                self._maker = recipe_for(self.recipe)
+            except (KeyError, ValueError):
+                self._maker = None
+        return self._maker
 
     def conditions(self, split: str) -> torch.Tensor | None:
         """``[N]``: the quantiles of the split's networks' condition column."""
@@ -208,9 +223,11 @@ class GenerateZoo(Task):
         for chunk in torch.arange(len(rows)).split(256):
             x = rows[chunk].to(device)
             c = None if cond is None else cond[chunk].to(device)
-            r, d = model.losses(x, x, c, g)
+            z = model.encode(x)  # once, for both losses and the reconstruction
+            r = model.reconstruction_loss(x, x, g, z)
+            d = model.diffusion.loss(z, c, g)
             totals += len(chunk) * np.array([float(r), float(d)])
-            recon.append(model(x).float().cpu())
+            recon.append(model.decode(z).float().cpu())
         rec, dif = (float(v) for v in totals / len(rows))
         metrics = {"objective": rec + dif, "reconstruction": rec, "diffusion": dif}
         measured = self._measure(torch.cat(recon))
@@ -231,9 +248,8 @@ class GenerateZoo(Task):
     def _measure(self, rows: torch.Tensor) -> np.ndarray | None:
         """``task.metric`` of networks ``rows`` as the zoo's recipe measures it; None where
         the recipe cannot evaluate networks (or is not installed)."""
-        try:
-            recipe = recipe_for(self.recipe)
-        except (KeyError, ValueError):
+        recipe = self.maker()
+        if recipe is None:
             return None
         finite = torch.isfinite(rows).all(1)
         columns = recipe.evaluate(self.spec.id, rows.nan_to_num(0.0, 0.0, 0.0))

@@ -38,7 +38,7 @@ from tqdm import tqdm
 from weightspace.configs.checks import check_config
 from weightspace.safe_load import load_tensors
 from weightspace.tasks import TASKS, Evaluation, Task
-from weightspace.training.checkpoint import checkpoint_payload, load_trained
+from weightspace.training.checkpoint import Trained, checkpoint_payload, load_trained
 from weightspace.training.device import distributed, resolve_device
 from weightspace.training.optim import make_optimizer, make_scheduler
 from weightspace.training.run_dir import finish_run, log_epoch, resume, tensorboard_writer
@@ -186,9 +186,10 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
     return results
 
 
-def evaluate(ckpt: str | Path, split: str = "test", zoo: str | None = None,
+def evaluate(ckpt: str | Path | Trained, split: str = "test", zoo: str | None = None,
              device: str = "auto") -> dict:
-    """A trained metanetwork's metrics on one split of its zoo (or of ``zoo``, same arch)."""
+    """A trained metanetwork's metrics on one split of its zoo (or of ``zoo``, same arch);
+    ``ckpt``: a run directory, a ``best.pt``, or a loaded checkpoint (then on its device)."""
     trained = load_trained(ckpt, resolve_device(device), kind="metanetwork")
     cfg = trained.config
     if zoo is not None:
