@@ -148,33 +148,3 @@ class Square(nn.Module):
     def forward(self, x):
         h = self.fc(x)
         return h * h
-
-
-class TiedLM(nn.Module):
-    """An embedding whose matrix is also the output head (tied weights)."""
-
-    def __init__(self):
-        super().__init__()
-        self.embed, self.body = nn.Embedding(20, 16), nn.Linear(16, 16)
-        self.head = nn.Linear(16, 20, bias=False)
-        self.head.weight = self.embed.weight
-
-    def forward(self, tokens):
-        return self.head(torch.relu(self.body(self.embed(tokens))))
-
-
-class CalledTwice(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc, self.out = nn.Linear(8, 8), nn.Linear(8, 2)
-
-    def forward(self, x):
-        return self.out(self.fc(torch.relu(self.fc(x))))
-
-
-def test_shared_weights_are_refused_by_name():
-    with pytest.raises(UnsupportedModuleError, match="'head.weight' is the same tensor as "
-                                                     "'embed.weight'"):
-        ws.GraphSpec.from_module(TiedLM(), torch.zeros(2, 5, dtype=torch.long))
-    with pytest.raises(UnsupportedModuleError, match=r"cannot read 'fc' \(shared weights\)"):
-        ws.GraphSpec.from_module(CalledTwice(), torch.zeros(2, 8))

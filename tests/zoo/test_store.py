@@ -114,6 +114,21 @@ def test_verify_catches_nan_written_by_someone_else(zoo_path):
     assert "NaN" in report.problems[0].message
 
 
+def test_buffers_may_be_infinite_but_never_nan(zoo_path, tmp_path):
+    # an attention mask of -inf is a buffer like any other; NaN is damage
+    spec, *_ = write_models(zoo_path, np.arange(2))
+    ZooWriter(zoo_path).finalize()
+    with h5py.File(zoo_path, "r+") as f:
+        f["archs"][spec.id]["buffers"][1, 0] = -np.inf
+    assert verify(zoo_path).ok
+    assert merge([zoo_path], tmp_path / "copy.h5").models == 4
+    with h5py.File(zoo_path, "r+") as f:
+        f["archs"][spec.id]["buffers"][2, 0] = np.nan
+    assert [p.index for p in verify(zoo_path).problems] == [2]
+    with pytest.raises(ZooCorruptionError, match="buffers hold NaN"):
+        merge([zoo_path], tmp_path / "again.h5")
+
+
 def test_verify_names_the_file_whose_matrix_disagrees_with_the_spec(zoo_path):
     spec, params, *_ = write_models(zoo_path, np.arange(2))
     ZooWriter(zoo_path).finalize()

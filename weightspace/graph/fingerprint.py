@@ -3,8 +3,9 @@
 :meth:`GraphSpec.from_module` traces a network once per architecture and looks later networks
 up by this key. It must change whenever the traced graph could: the class, the module tree
 (``repr``), every submodule's plain attributes (which ``repr`` may leave out and ``forward`` may
-read, such as an activation passed in as a function), the parameter and buffer shapes, the
-example inputs and the graph options. Two networks that differ only in weight values share it.
+read, such as an activation passed in as a function), the parameter and buffer shapes (and
+which parameters are tied), the example inputs and the graph options. Two networks that differ
+only in weight values share it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import hashlib
 import json
 
 from torch import Tensor, nn
+
+from weightspace.graph.shared_weights import parameter_aliases
 
 
 def _code_of(value) -> str:
@@ -45,6 +48,7 @@ def module_fingerprint(model: nn.Module, inputs: tuple, kernel_edges: str, canva
         "repr": repr(model),
         "attributes": _attributes(model),
         "params": [(n, list(p.shape), str(p.dtype)) for n, p in model.named_parameters()],
+        "tied": sorted(parameter_aliases(model).items()),
         "buffers": [(n, list(b.shape), str(b.dtype)) for n, b in model.named_buffers()],
         "inputs": [(list(x.shape), str(x.dtype)) for x in inputs],
         "kernel_edges": kernel_edges,

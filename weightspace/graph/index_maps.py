@@ -2,9 +2,9 @@
 
 :func:`materialize` fills a spec's topology (``edge_index``, node and edge types, layers, input
 and output ids) and its two gather maps ``node_src``/``edge_src`` into the source vector
-``s = [v; u; 0; 1]``, checks that every parameter entry sits in exactly one feature slot
-(:func:`check_bijection`), and plans how a module's tensors are read without a flat copy
-(:func:`plan_module_reads`).
+``s = [v; u; 0; 1]``, checks that every parameter entry sits in exactly one feature slot, or
+in one per use of a shared tensor (:func:`check_bijection`), and plans how a module's tensors
+are read without a flat copy (:func:`plan_module_reads`).
 """
 
 from __future__ import annotations
@@ -142,7 +142,8 @@ def role_ids(spec, role: str, key=None) -> Tensor:
     return ids
 
 def check_bijection(spec, tensor_offset: dict[str, int]):
-    """Every parameter entry fills exactly one feature slot; buffer entries at most one.
+    """Every parameter entry fills a feature slot, and only one unless its whole tensor is read
+    alike more than once (shared weights); buffer entries fill at most one.
 
     Each block reads one interval of the source vector (by construction of
     ``materialize_edges``), so coverage is checked on intervals: each must lie inside its
@@ -171,7 +172,9 @@ def check_bijection(spec, tensor_offset: dict[str, int]):
             )
         start = tensor_offset[name] + offset
         spans.append((start, start + count, name))
-    spans.sort()
+    # A tensor read alike in several places (tied weights, a module called twice: see
+    # weightspace.graph.shared_weights) covers its entries once.
+    spans = sorted(set(spans))
     covered = 0
     for (start, stop, name), (next_start, _, next_name) in zip(
         spans, spans[1:] + [(P + Q, 0, "")], strict=True
@@ -179,8 +182,8 @@ def check_bijection(spec, tensor_offset: dict[str, int]):
         if stop > next_start and name == next_name:
             module = name.rpartition(".")[0] or name
             raise UnsupportedModuleError(module, "shared weights", f"{name!r} is read more than "
-                                         f"once: a module called twice in forward (weight "
-                                         f"sharing) is not read yet")
+                                         f"once, in overlapping parts: a shared tensor is read "
+                                         f"only whole, alike in every use")
         if stop > next_start:
             raise SpecMismatchError(f"{name!r} and {next_name!r} are read more than once")
         if start < P:

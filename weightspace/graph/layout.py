@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from weightspace.errors import SpecMismatchError
+from weightspace.graph.shared_weights import parameter_aliases
 
 
 @dataclass(frozen=True)
@@ -68,11 +69,14 @@ class FlatLayout:
     Args:
         slots: the tensors, with contiguous offsets.
         what: ``"parameters"`` or ``"buffers"``, named in error messages.
+        aliases: ``{alias: name}``, second names of a tensor (tied weights): held once, under
+            ``name``, and given back under both by :meth:`unflatten`.
     """
 
-    def __init__(self, slots: list[TensorSlot], what: str):
+    def __init__(self, slots: list[TensorSlot], what: str, aliases: dict[str, str] | None = None):
         self.slots = slots
         self.what = what  # "parameter" or "buffer", for error messages
+        self.aliases = dict(aliases or {})
         self.by_name = {s.name: s for s in slots}
         self.size = slots[-1].stop if slots else 0
 
@@ -123,19 +127,25 @@ class FlatLayout:
         for slot in self.slots:
             t = vec[slot.offset : slot.stop].view(slot.shape)
             out[slot.name] = t.to(getattr(torch, slot.dtype))
+        for alias, name in self.aliases.items():  # load_state_dict wants every name
+            out[alias] = out[name]
         return out
 
     def to_list(self) -> list[dict]:
         return [s.to_dict() for s in self.slots]
 
     @classmethod
-    def from_list(cls, items: list[dict], what: str) -> FlatLayout:
-        return cls([TensorSlot.from_dict(d) for d in items], what)
+    def from_list(cls, items: list[dict], what: str, aliases: dict[str, str] | None = None
+                  ) -> FlatLayout:
+        return cls([TensorSlot.from_dict(d) for d in items], what, aliases)
 
 
 def parameter_layout(model: nn.Module) -> FlatLayout:
-    """The flat layout of ``model``'s parameters: ``named_parameters()`` order."""
-    return FlatLayout.from_tensors(list(model.named_parameters()), "parameter")
+    """The flat layout of ``model``'s parameters: ``named_parameters()`` order, a tied tensor
+    once, under its first name (its other names are aliases)."""
+    layout = FlatLayout.from_tensors(list(model.named_parameters()), "parameter")
+    layout.aliases = parameter_aliases(model)
+    return layout
 
 
 def buffer_layout(model: nn.Module) -> FlatLayout:

@@ -17,6 +17,8 @@ both out.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.fx as fx
 from torch import nn
@@ -33,6 +35,7 @@ from weightspace.graph.blocks import (
     NodeSlot,
     PermutationConstraint,
 )
+from weightspace.graph.shared_weights import parameter_aliases, tie_shared_reads
 from weightspace.graph.values import Feat, LazyInput, ParamRef
 from weightspace.graph.vocab import (
     ODD_ACTIVATIONS,
@@ -52,6 +55,8 @@ class _LeafTracer(fx.Tracer):
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         if self._is_rule_module(m):
             return True
+        if rules.traced_forward(m) is not None:
+            return False
         # torch.nn's own modules with parameters and no rule stay leaves, so that the reader
         # refuses them by name rather than tracing into their internals.
         is_torch_nn = m.__module__.startswith("torch.nn") and not isinstance(
@@ -60,6 +65,9 @@ class _LeafTracer(fx.Tracer):
         return is_torch_nn and any(True for _ in m.parameters(recurse=True))
 
     def call_module(self, m, forward, args, kwargs):
+        replacement = rules.traced_forward(m)
+        if replacement is not None:  # a forward fx can trace, in place of the module's own
+            forward = functools.partial(replacement, m)
         try:
             return super().call_module(m, forward, args, kwargs)
         except UnsupportedModuleError:
@@ -114,7 +122,8 @@ class GraphReader:
         self.example_inputs = example_inputs
         self.bp = Blueprint()
         self.input_sets: dict[int, tuple[int, int]] = {}  # input index -> (set, dim)
-        self.param_names = {n for n, _ in model.named_parameters()}
+        # every name of a tied parameter: rules read each, tie_shared_reads merges them
+        self.param_names = {n for n, _ in model.named_parameters(remove_duplicate=False)}
         self.buffer_names = {n for n, _ in model.named_buffers()}
         self.node: fx.Node | None = None  # the fx node being read, for error messages
 
@@ -145,6 +154,7 @@ class GraphReader:
                 )
                 env[node] = self._apply(node, args, kwargs)
         self.node = None
+        tie_shared_reads(self.bp, parameter_aliases(self.model))
         # kept for weightspace.graph.node_values, which runs the same traced graph on data
         self.traced, self.values = gm, env
         return self.bp
@@ -330,6 +340,6 @@ class GraphReader:
 
     def param_shape(self, ref: ParamRef):
         owner = dict(self.model.named_buffers()) if ref.is_buffer else dict(
-            self.model.named_parameters())
+            self.model.named_parameters(remove_duplicate=False))
         return tuple(owner[ref.name].shape)
 

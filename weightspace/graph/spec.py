@@ -7,9 +7,9 @@ vector* be ``s = [v; u; 0; 1] in R^(P+Q+2)``. The spec holds
 - two gather maps ``node_src [N, 3]`` and ``edge_src [E, F]`` of indices into ``s``, so that a
   network's graph is ``x = s[node_src]``, ``edge_attr = s[edge_src]`` -- one gather each;
 - their inverse: every parameter entry sits in exactly one feature slot (checked when the spec
-  is built), so ``v = [edge_attr.flatten(); x.flatten()][param_from]`` recovers the weights bit
-  for bit, and likewise for the buffers that nodes carry (the rest travel as
-  ``extra_buffers``).
+  is built; a shared tensor, one per use: ``param_from`` reads its last), so
+  ``v = [edge_attr.flatten(); x.flatten()][param_from]`` recovers the weights bit for bit,
+  and likewise for the buffers that nodes carry (the rest travel as ``extra_buffers``).
 
 ``F = KH * KW``: kernels (and the spatial blocks of a linear layer after a flatten) are centred
 on a ``KH x KW`` canvas, the largest kernel of the spec up to ``MAX_CANVAS`` unless a canvas is
@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
-from weightspace.errors import SpecMismatchError, UnsupportedModuleError
+from weightspace.errors import SpecMismatchError
 from weightspace.graph.blocks import (
     NODE_FEATURES,
     Blueprint,
@@ -53,18 +53,6 @@ _SPECS_BY_ID: dict[str, GraphSpec] = {}
 
 def _hash(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _refuse_tied_parameters(model: nn.Module) -> None:
-    """Tied weights (one tensor under two names, e.g. an embedding and the output head) are one
-    set of edges whose permutations are tied: not read yet, and refused by name."""
-    first: dict[int, str] = {}
-    for name, p in model.named_parameters(remove_duplicate=False):
-        if id(p) in first:
-            raise UnsupportedModuleError(name.rpartition(".")[0], "tied weights",
-                                         f"{name!r} is the same tensor as {first[id(p)]!r}: "
-                                         f"tied (shared) weights are not read yet")
-        first[id(p)] = name
 
 
 def spec_id_of(spec_dict: dict) -> str:
@@ -130,7 +118,6 @@ class GraphSpec:
         if next(model.parameters(), None) is None:
             raise ValueError(f"{type(model).__name__} has no parameters: a parameter graph "
                              f"needs at least one weight")
-        _refuse_tied_parameters(model)
         inputs = as_tuple(example_inputs) or default_example_inputs(model)
         dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
         if dtype is not None:  # trace a float64 network with float64 inputs
@@ -162,7 +149,8 @@ class GraphSpec:
 
     def to_dict(self) -> dict:
         """Plain data (JSON) from which :meth:`from_dict` rebuilds the same spec."""
-        return {
+        aliases = {"param_aliases": self.params.aliases} if self.params.aliases else {}
+        return aliases | {
             "format": SPEC_FORMAT_VERSION,
             "blueprint": self.blueprint.to_dict(),
             "params": self.params.to_list(),
@@ -180,7 +168,7 @@ class GraphSpec:
             )
         spec = cls(
             Blueprint.from_dict(d["blueprint"]),
-            FlatLayout.from_list(d["params"], "parameter"),
+            FlatLayout.from_list(d["params"], "parameter", d.get("param_aliases")),
             FlatLayout.from_list(d["buffers"], "buffer"),
             [tuple(s) for s in d["input_shapes"]],
             d["kernel_edges"],
@@ -209,7 +197,10 @@ class GraphSpec:
         for layout, what in ((self.params, "weights"), (self.buffers, "buffers")):
             for slot in layout.slots:
                 t = layout.checked(state, slot)
-                if check_finite and t.is_floating_point() and not _all_finite(t):
+                # A buffer no feature carries (an attention mask of -inf) may be infinite.
+                if (check_finite and t.is_floating_point() and not _all_finite(t)
+                        and (layout is self.params or slot.name in self.feature_buffers
+                             or bool(t.isnan().any()))):
                     raise ValueError(f"{what}: {slot.name!r} holds NaN or infinite values")
         c = torch.cat([state[n].detach().reshape(-1).to(self.dtype) for n in
                        self._compact_tensors] + [torch.tensor([0.0, 1.0], dtype=self.dtype)])
@@ -236,6 +227,16 @@ class GraphSpec:
             param_from[sources[at]] = at
             self._param_from = param_from
         return self._param_from
+
+    @property
+    def feature_buffers(self) -> set[str]:
+        """The buffers whose entries node or edge features carry (running statistics, fixed
+        encodings); the others travel as ``extra_buffers``."""
+        if not hasattr(self, "_feature_buffers"):
+            names = set(self.buffers.by_name)
+            self._feature_buffers = {n.tensor for n in self.blueprint.node_slots if n.is_buffer} | {
+                b.param for b in self.blueprint.edges if getattr(b, "param", None) in names}
+        return self._feature_buffers
 
     # ------------------------------------------------------------------ properties
     @property

@@ -23,6 +23,7 @@ from weightspace.zoo.ceiling import noise_ceiling
 from weightspace.zoo.format import atomic_h5, create_arch, create_column, write_root_attrs
 from weightspace.zoo.reader import Zoo, zoo_parts
 from weightspace.zoo.space import ensure_space
+from weightspace.zoo.verify import valid_rows
 
 # Rows copied per read/write while merging: bounds memory for large networks.
 MERGE_BYTES = 1 << 26
@@ -125,7 +126,7 @@ def _copy_arch(zoo: Zoo, arch: str, meta: dict, f) -> None:
             if what == "buffers" and not len(spec.buffers):
                 continue
             rows = read(chunk)
-            bad = np.nonzero(~np.isfinite(rows).all(axis=1))[0]
+            bad = np.nonzero(~valid_rows(rows, what))[0]
             if bad.size:
                 i = int(chunk[bad[0]])
                 raise ZooCorruptionError(zoo.file_of(i), f"{what} hold NaN or infinite values "

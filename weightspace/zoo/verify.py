@@ -131,10 +131,17 @@ def _verify_arch(zoo: Zoo, arch: str, report: VerifyReport):
         for what in ("params", "buffers") if len(spec.buffers) else ("params",):
             rows = _read_or_split(zoo, block, what, report)
             for i, row in rows:
-                if not np.isfinite(row).all():
+                if not valid_rows(row, what):
                     report.problems.append(Problem(str(zoo.file_of(i)), int(i),
                                                    f"{what} hold NaN or infinite values"))
         report.checked += block.size
+
+
+def valid_rows(rows: np.ndarray, what: str) -> np.ndarray:
+    """Weights must be finite; a buffer may hold -inf or inf (an attention mask), never NaN."""
+    if what == "params":
+        return np.isfinite(rows).all(axis=-1)
+    return ~np.isnan(rows).any(axis=-1)
 
 
 def _read_or_split(zoo, block, what, report):

@@ -19,6 +19,8 @@ Layers and their graphs (``W`` a weight, ``b`` a bias, ``->`` an edge block):
 - ``MultiheadAttention``: sets Q, K, V (edges typed apart, heads as permutation blocks, constant
   Q_j -> K_j and within-head K -> V edges) and the output projection V -> out;
 - ``Embedding``: one-hot vocabulary nodes -> features, edges ``W[v, c]``;
+- ``TransformerEncoder(Layer)``, ``TransformerDecoder(Layer)``, ``Transformer``: traced through a
+  forward of traceable operations (:func:`register_forward`), which the rules above then read;
 - activations are recorded on the set they act on; dropout, pooling, reshapes pass through.
 """
 
@@ -30,17 +32,21 @@ from weightspace.graph.rules import (
     dense,  # noqa: F401 -- registers its rules
     norm,  # noqa: F401 -- registers its rules
     shape,  # noqa: F401 -- registers its rules
+    transformer,  # noqa: F401 -- registers its forwards
 )
 from weightspace.graph.rules.registry import (
     function_rule,
     has_module_rule,
     module_rule,
+    register_forward,
     register_function,
     register_method,
     register_module,
     supported_base,
     supported_names,
+    traced_forward,
 )
 
-__all__ = ["function_rule", "has_module_rule", "module_rule", "register_function",
-           "register_method", "register_module", "supported_base", "supported_names"]
+__all__ = ["function_rule", "has_module_rule", "module_rule", "register_forward",
+           "register_function", "register_method", "register_module", "supported_base",
+           "supported_names", "traced_forward"]

@@ -9,6 +9,7 @@ from torch import nn
 _MODULE_RULES: list[tuple[type, Callable]] = []
 _FUNCTION_RULES: dict[Callable, Callable] = {}
 _METHOD_RULES: dict[str, Callable] = {}
+_FORWARDS: dict[type, Callable] = {}
 
 
 def register_module(*types):
@@ -36,6 +37,27 @@ def register_method(*names):
         return rule
 
     return deco
+
+
+def register_forward(*types):
+    """Register a forward written in traceable operations for a ``torch.nn`` module whose own
+    forward torch.fx cannot trace (fast paths that branch on tensor properties): called as
+    ``forward(module, *args, **kwargs)`` while tracing, it must compute what the module's own
+    forward computes. Its submodules are then read by their rules."""
+    def deco(forward):
+        for t in types:
+            _FORWARDS[t] = forward
+        return forward
+
+    return deco
+
+
+def traced_forward(module: nn.Module) -> Callable | None:
+    """The forward registered for the module's type (or a subclass keeping its forward)."""
+    for t, forward in _FORWARDS.items():
+        if isinstance(module, t) and type(module).forward is t.forward:
+            return forward
+    return None
 
 
 def module_rule(module: nn.Module):
@@ -69,4 +91,4 @@ def function_rule(node):
 
 
 def supported_names() -> list[str]:
-    return sorted({t.__name__ for t, _ in _MODULE_RULES})
+    return sorted({t.__name__ for t, _ in _MODULE_RULES} | {t.__name__ for t in _FORWARDS})
