@@ -90,17 +90,19 @@ def test_unused_parameter_is_named():
         ws.to_graph(Unused(), torch.zeros(2, 4))
 
 
-def test_channel_concatenation_is_refused():
-    class Dense(nn.Module):
+def test_an_operation_that_does_not_read_a_concatenation_refuses_it():
+    class CatPlus(nn.Module):
         def __init__(self):
             super().__init__()
             self.a, self.b = nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(1, 4, 3, padding=1)
+            self.c = nn.Conv2d(1, 8, 3, padding=1)
 
         def forward(self, x):
-            return torch.cat([self.a(x), self.b(x)], dim=1)
+            return torch.cat([self.a(x), self.b(x)], dim=1) + self.c(x)
 
-    with pytest.raises(UnsupportedModuleError, match="feature axis"):
-        ws.to_graph(Dense(), torch.zeros(1, 1, 8, 8))
+    with pytest.raises(UnsupportedModuleError, match=r"concatenated along their feature axis "
+                                                     r"\(torch.cat\), which this operation"):
+        ws.to_graph(CatPlus(), torch.zeros(1, 1, 8, 8))
 
 
 def test_no_example_inputs_for_a_cnn_asks_for_them():

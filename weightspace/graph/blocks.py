@@ -60,7 +60,10 @@ class DenseEdges:
     The weight slice is read as a row-major ``(n_dst, n_src / groups, kh, kw)`` tensor starting
     at element ``offset`` of ``param``: edge ``(i, o)`` carries the ``kh x kw`` kernel
     ``W[o, i mod (n_src / groups)]`` and exists only when ``i`` is in the group of ``o``. With
-    ``transposed`` the slice is ``(n_src, n_dst)`` instead (embeddings: ``W[i, o]``).
+    ``transposed`` the slice is ``(n_src, n_dst)`` instead (embeddings: ``W[i, o]``). With
+    ``in_total`` the weight has ``in_total`` input channels of which ``src`` feeds the
+    ``n_src`` from ``in_offset`` on (one part of a concatenation): edge ``(i, o)`` carries
+    ``W[o, in_offset + i]``.
 
     Args:
         src: the source node set.
@@ -71,6 +74,8 @@ class DenseEdges:
         groups: the convolution's groups.
         kernel: ``(kh, kw)``; ``(1, 1)`` for a Linear layer.
         transposed: the slice is ``(n_src, n_dst)``.
+        in_offset: the first input channel ``src`` feeds (with ``in_total``).
+        in_total: the weight's input channels, when ``src`` feeds only some; 0: all.
     """
 
     src: int
@@ -81,6 +86,13 @@ class DenseEdges:
     groups: int = 1
     kernel: tuple[int, int] = (1, 1)
     transposed: bool = False
+    in_offset: int = 0
+    in_total: int = 0
+
+
+# Fields added after zoos were written, left out of a spec's JSON at their defaults so that
+# the ids of existing specs stay as they were.
+_OPTIONAL_FIELDS = {"in_offset": 0, "in_total": 0}
 
 
 @dataclass
@@ -179,7 +191,10 @@ class Blueprint:
     def to_dict(self) -> dict:
         return {
             "sets": [asdict(s) for s in self.sets],
-            "edges": [{"kind": type(e).__name__, **asdict(e)} for e in self.edges],
+            "edges": [{"kind": type(e).__name__,
+                       **{k: v for k, v in asdict(e).items()
+                          if k not in _OPTIONAL_FIELDS or v != _OPTIONAL_FIELDS[k]}}
+                      for e in self.edges],
             "node_slots": [asdict(s) for s in self.node_slots],
             "ties": [list(t) for t in self.ties],
             "constraints": [asdict(c) for c in self.constraints],
@@ -293,11 +308,12 @@ def materialize_edges(
         j = torch.arange(in_per_group).view(1, -1)
         src = ((o // out_per_group) * in_per_group + j).reshape(-1)
         dst = o.expand(n_dst, in_per_group).reshape(-1)
-        first = base + ((o * in_per_group + j) * K).reshape(-1, 1)
+        row = block.in_total or in_per_group  # a part of a concatenation reads some columns
+        first = base + ((o * row + block.in_offset + j) * K).reshape(-1, 1)
     entries = first + torch.arange(K).view(1, -1)  # [E, K]: the kernel, row-major
     # Edge order follows the weight's memory order, so a block whose kernel fills the feature
     # vector reads one contiguous slice of the source vector.
-    contiguous = base if K == F or (F == 1) else -1
+    contiguous = base if (K == F or F == 1) and not block.in_total else -1
 
     oversize = kh > canvas[0] or kw > canvas[1]
     if entry_mode or oversize:
@@ -308,7 +324,8 @@ def materialize_edges(
         feat = torch.full((E * K, F), const_zero, dtype=torch.long)
         feat[:, slot] = entries.reshape(-1)
         return EdgeArrays(s0 + src.repeat_interleave(K), d0 + dst.repeat_interleave(K), feat,
-                          pos.repeat(E), block.edge_type, base if F == 1 else -1)
+                          pos.repeat(E), block.edge_type,
+                          base if F == 1 and not block.in_total else -1)
     feat = torch.full((src.numel(), F), const_zero, dtype=torch.long)
     feat[:, canvas_positions(block.kernel, canvas)] = entries
     return EdgeArrays(s0 + src, d0 + dst, feat, torch.zeros_like(src), block.edge_type,

@@ -154,14 +154,19 @@ def check_bijection(spec, tensor_offset: dict[str, int]):
     numel = {s.name: s.numel for s in spec.params.slots}
     numel.update({s.name: s.numel for s in spec.buffers.slots})
     intervals = []
+    columns: dict[tuple, set] = {}  # the parts of a concatenation read by one weight
     for b in spec.blueprint.edges:
-        if isinstance(b, DenseEdges):
+        if isinstance(b, DenseEdges) and b.in_total:
+            key = (b.param, b.offset, sizes[b.dst] * b.kernel[0] * b.kernel[1], b.in_total)
+            columns.setdefault(key, set()).add((b.in_offset, sizes[b.src]))
+        elif isinstance(b, DenseEdges):
             n_src, n_dst = sizes[b.src], sizes[b.dst]
             count = n_src * n_dst if b.transposed else (
                 n_dst * (n_src // b.groups) * b.kernel[0] * b.kernel[1])
             intervals.append((b.param, b.offset, count))
         elif isinstance(b, DiagEdges) and b.param is not None:
             intervals.append((b.param, b.offset, sizes[b.src]))
+    intervals += _concat_intervals(columns)
     for slot in spec.blueprint.node_slots:
         intervals.append((slot.tensor, slot.offset, sizes[slot.set]))
     spans = []
@@ -211,6 +216,24 @@ def check_bijection(spec, tensor_offset: dict[str, int]):
     carried = torch.zeros(Q, dtype=torch.bool)
     carried[spec.buffer_to] = True
     spec.extra_buffer_index = torch.nonzero(~carried).reshape(-1)
+
+
+def _concat_intervals(columns: dict[tuple, set]) -> list[tuple[str, int, int]]:
+    """One interval per weight that reads a concatenation part by part, once its parts are
+    checked to tile the weight's input channels."""
+    intervals = []
+    for (name, offset, rows, total), parts in columns.items():
+        at = 0
+        for start, n in sorted(parts):
+            if start != at:
+                raise SpecMismatchError(f"{name!r}: the parts of the concatenation it reads "
+                                        f"cover input channels up to {at}, then from {start}")
+            at += n
+        if at != total:
+            raise SpecMismatchError(f"{name!r} has {total} input channels, the concatenation "
+                                    f"it reads {at}")
+        intervals.append((name, offset, rows * total))
+    return intervals
 
 
 def contiguous_runs(arrays) -> list[tuple[int, int, int]]:

@@ -36,7 +36,7 @@ from weightspace.graph.blocks import (
     PermutationConstraint,
 )
 from weightspace.graph.shared_weights import parameter_aliases, tie_shared_reads
-from weightspace.graph.values import Feat, LazyInput, ParamRef
+from weightspace.graph.values import Cat, Feat, LazyInput, ParamRef
 from weightspace.graph.vocab import (
     ODD_ACTIVATIONS,
     POSITIVE_HOMOGENEOUS_ACTIVATIONS,
@@ -174,16 +174,26 @@ class GraphReader:
             rule = self.rules.module_rule(module)
             if rule is None:
                 self.refuse("no rule reads this module", module=module)
+            self._check_concat(rule, args, kwargs, module)
             return rule(self, module, node.target, *args, **kwargs)
         rule = self.rules.function_rule(node)
         if rule is None:
             if self.touches_weights(args, kwargs):
                 self.refuse(f"no rule reads the operation {self.op_name(node)!r}")
             return None
+        self._check_concat(rule, args, kwargs)
         return rule(self, *args, **kwargs)
+
+    def _check_concat(self, rule, args, kwargs, module=None):
+        """A concatenation along the features reaches only rules that read one."""
+        if not getattr(rule, "reads_concat", False) and self._found((args, kwargs), Cat):
+            self.refuse("reads features concatenated along their feature axis (torch.cat), "
+                        "which this operation does not read yet", module=module)
 
     def _mark_outputs(self, out):
         def mark(v):
+            if isinstance(v, Cat):
+                return v.each(mark)
             if isinstance(v, LazyInput) and not v.integer:
                 v = Feat(self.input_set(v, len(v.shape) - 1), len(v.shape) - 1, v.shape)
             if isinstance(v, Feat):
@@ -230,16 +240,20 @@ class GraphReader:
                       f"forward of its own, traced through instead")
         raise UnsupportedModuleError(path, kind, reason, self.rules.supported_names())
 
+    @classmethod
+    def touches_weights(cls, args, kwargs) -> bool:
+        return cls._found((args, kwargs), (Feat, Cat, ParamRef))
+
     @staticmethod
-    def touches_weights(args, kwargs) -> bool:
+    def _found(values, kinds) -> bool:
         found = []
 
         def visit(v):
-            if isinstance(v, (Feat, ParamRef)):
+            if isinstance(v, kinds):
                 found.append(v)
             return v
 
-        map_aggregate((args, kwargs), visit)
+        map_aggregate(values, visit)
         return bool(found)
 
     # ------------------------------------------------------------------ building blocks
@@ -271,6 +285,9 @@ class GraphReader:
                 self.refuse(f"{what} reads integer input {x.index} as features")
             d = (len(x.shape) - 1 if dim is None else dim) % len(x.shape)
             x = Feat(self.input_set(x, d), d, x.shape)
+        if isinstance(x, Cat):
+            self.refuse(f"{what} reads features concatenated along their feature axis "
+                        f"(torch.cat), which it does not read yet")
         if not isinstance(x, Feat):
             self.refuse(f"{what} expects a feature tensor, got {type(x).__name__}")
         if dim is not None and x.dim != dim % len(x.shape):
@@ -281,6 +298,19 @@ class GraphReader:
         if size is not None and x.spatial is None and x.shape[x.dim] != size:
             self.refuse(f"{what} expects {size} features, got {x.shape[x.dim]}")
         return x
+
+    def parts(self, x, dim: int, size: int | None = None, what="this layer"
+              ) -> list[tuple[Feat, int]]:
+        """``x``'s feature tensors and the first channel of each: one for a feature tensor
+        (``[(x, 0)]``), one per part for a concatenation (:class:`Cat`)."""
+        if not isinstance(x, Cat):
+            return [(self.feat(x, dim=dim, size=size, what=what), 0)]
+        if x.dim != dim % len(x.shape):
+            self.refuse(f"{what} reads axis {dim % len(x.shape)} of a concatenation whose "
+                        f"features lie on axis {x.dim}")
+        if size is not None and x.spatial is None and sum(x.sizes) != size:
+            self.refuse(f"{what} expects {size} features, got {sum(x.sizes)}")
+        return list(zip(x.parts, x.starts, strict=True))
 
     @staticmethod
     def _shape(node) -> tuple | None:
@@ -321,6 +351,8 @@ class GraphReader:
 
     def use(self, x, how: str, activation: Activation | None = None):
         """Record a use of ``x``'s values (see the module docstring)."""
+        if isinstance(x, Cat):
+            return x.each(lambda part: self.use(part, how, activation))
         if not isinstance(x, Feat):
             return x
         s = self.bp.sets[x.set]

@@ -43,7 +43,8 @@ def _read(block) -> tuple[str, str, int, tuple, tuple[int, ...]] | None:
     tensor, else None."""
     if isinstance(block, DenseEdges):
         axes = (block.src, block.dst) if block.transposed else (block.dst, block.src)
-        return block.param, "edges", block.offset, (block.groups, block.kernel), axes
+        return (block.param, "edges", (block.offset, block.in_offset),
+                (block.groups, block.kernel, block.in_total), axes)
     if isinstance(block, DiagEdges):
         if block.param is None:
             return None

@@ -4,6 +4,7 @@ Every fx value is described by one of:
 
 - :class:`Feat`: a feature tensor whose axis ``dim`` holds the nodes of a node set (possibly
   flattened together with trailing spatial axes, ``spatial=(h, w)``);
+- :class:`Cat`: feature tensors concatenated along their feature axis;
 - :class:`LazyInput`: a positional input of ``forward`` (or a view of one) not yet read by a
   layer; its node set is created by the first layer that reads it, with that layer's axis;
 - :class:`ParamRef`: a parameter or buffer fetched as an attribute (class tokens, positional
@@ -39,6 +40,43 @@ class Feat:
 
     def moved(self, dim: int, shape: Shape, spatial=None) -> Feat:
         return replace(self, dim=dim, shape=shape, spatial=spatial)
+
+
+@dataclass(frozen=True)
+class Cat:
+    """Feature tensors concatenated along their feature axis (``torch.cat(xs, dim=1)`` in a
+    DenseNet, an Inception or Fire module): the nodes of ``parts`` side by side, in order. No
+    node set stands for the whole: a layer reading it reads each part, its weight columns
+    ``starts[i] : starts[i] + sizes[i]`` from part ``i``'s nodes, so every part keeps its own
+    permutation.
+
+    Args:
+        parts: the concatenated feature tensors.
+        sizes: their numbers of nodes.
+        dim: the (common) feature axis.
+        shape: the concatenation's shape.
+        spatial: as for :class:`Feat`, shared by every part.
+    """
+
+    parts: tuple[Feat, ...]
+    sizes: tuple[int, ...]
+    dim: int
+    shape: Shape
+    spatial: tuple[int, int] | None = None
+
+    @property
+    def starts(self) -> tuple[int, ...]:
+        return tuple(sum(self.sizes[:i]) for i in range(len(self.sizes)))
+
+    def moved(self, dim: int, shape: Shape, spatial=None) -> Cat:
+        per_node = prod(spatial) if spatial else 1
+        parts = tuple(p.moved(dim, (*shape[:dim], n * per_node, *shape[dim + 1:]), spatial)
+                      for p, n in zip(self.parts, self.sizes, strict=True))
+        return Cat(parts, self.sizes, dim, shape, spatial)
+
+    def each(self, fn) -> Cat:
+        """The concatenation of ``fn(part)`` for every part (same shape)."""
+        return replace(self, parts=tuple(fn(p) for p in self.parts))
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,9 @@ Layers and their graphs (``W`` a weight, ``b`` a bias, ``->`` an edge block):
 - ``x + p`` for a parameter ``p``: per-channel -> node bias; with a token axis (positional
   embedding) -> one-hot position nodes with edges ``p[t, c]``;
 - ``cat([cls, x], tokens)``: a class token is a one-hot node with edges ``cls[c]``;
+- ``cat(xs, features)``: no node set of its own; a layer reading it connects each part's
+  nodes to its weight columns (``DenseEdges.in_offset``), norms and activations act on each
+  part, so every part keeps its own permutation;
 - ``MultiheadAttention``: sets Q, K, V (edges typed apart, heads as permutation blocks, constant
   Q_j -> K_j and within-head K -> V edges) and the output projection V -> out;
 - ``Embedding``: one-hot vocabulary nodes -> features, edges ``W[v, c]``;
@@ -38,6 +41,7 @@ from weightspace.graph.rules.registry import (
     function_rule,
     has_module_rule,
     module_rule,
+    reads_concat,
     register_forward,
     register_function,
     register_method,
@@ -47,6 +51,6 @@ from weightspace.graph.rules.registry import (
     traced_forward,
 )
 
-__all__ = ["function_rule", "has_module_rule", "module_rule", "register_forward",
-           "register_function", "register_method", "register_module", "supported_base",
-           "supported_names", "traced_forward"]
+__all__ = ["function_rule", "has_module_rule", "module_rule", "reads_concat",
+           "register_forward", "register_function", "register_method", "register_module",
+           "supported_base", "supported_names", "traced_forward"]

@@ -6,8 +6,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from weightspace.graph.rules.registry import register_function, register_method, register_module
-from weightspace.graph.values import Feat, LazyInput
+from weightspace.graph.rules.registry import (
+    reads_concat,
+    register_function,
+    register_method,
+    register_module,
+)
+from weightspace.graph.values import Cat, Feat, LazyInput
 from weightspace.graph.vocab import Activation
 
 _ACTIVATION_MODULES = {
@@ -34,7 +39,7 @@ _ACTIVATION_METHODS = {
 def _activate(r, x, act: Activation):
     if isinstance(x, LazyInput):
         return x  # preprocessing of the input, before any layer
-    if not isinstance(x, Feat):
+    if not isinstance(x, (Feat, Cat)):
         r.refuse(f"activation {act.name.lower()} applied to a non-feature value")
     return r.use(x, "activation", act)
 
@@ -54,31 +59,36 @@ def _clip(r, low: float, high: float) -> Activation:
 
 
 @register_module(nn.GELU)
+@reads_concat
 def _gelu_module(r, m, path, x, *a, **k):
     return _activate(r, x, _gelu(m.approximate))
 
 
 @register_function(F.gelu)
+@reads_concat
 def _gelu_function(r, x, *a, approximate: str = "none", **k):
     return _activate(r, x, _gelu(approximate))
 
 
 @register_module(nn.Hardtanh, nn.ReLU6)
+@reads_concat
 def _hardtanh_module(r, m, path, x, *a, **k):
     return _activate(r, x, _clip(r, float(m.min_val), float(m.max_val)))
 
 
 @register_function(F.hardtanh)
+@reads_concat
 def _hardtanh_function(r, x, min_val: float = -1.0, max_val: float = 1.0, *a, **k):
     return _activate(r, x, _clip(r, float(min_val), float(max_val)))
 
 
 for _type, _act in _ACTIVATION_MODULES.items():
-    register_module(_type)(lambda r, m, path, x, *a, _act=_act, **k: _activate(r, x, _act))
+    register_module(_type)(reads_concat(
+        lambda r, m, path, x, *a, _act=_act, **k: _activate(r, x, _act)))
 for _fn, _act in _ACTIVATION_FUNCTIONS.items():
-    register_function(_fn)(lambda r, x, *a, _act=_act, **k: _activate(r, x, _act))
+    register_function(_fn)(reads_concat(lambda r, x, *a, _act=_act, **k: _activate(r, x, _act)))
 for _name, _act in _ACTIVATION_METHODS.items():
-    register_method(_name)(lambda r, x, *a, _act=_act, **k: _activate(r, x, _act))
+    register_method(_name)(reads_concat(lambda r, x, *a, _act=_act, **k: _activate(r, x, _act)))
 
 
 # ---------------------------------------------------------------------- structure

@@ -1,5 +1,6 @@
 """Rules of arithmetic on features: residual adds, gates, parameters added or multiplied in
-(biases, positional embeddings, LayerScale), and concatenation (class tokens)."""
+(biases, positional embeddings, LayerScale), and concatenation (class tokens, and feature
+tensors side by side)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from weightspace.graph.blocks import (
     DenseEdges,
     DiagEdges,
 )
-from weightspace.graph.rules.registry import register_function, register_method
-from weightspace.graph.values import Feat, LazyInput, ParamRef
+from weightspace.graph.rules.registry import reads_concat, register_function, register_method
+from weightspace.graph.values import Cat, Feat, LazyInput, ParamRef
 from weightspace.graph.vocab import EdgeType, NodeType
 
 
@@ -185,9 +186,36 @@ def _neg(r, x):
     return x
 
 
+def _feature_cat(r, tensors, d: int, shape) -> Cat:
+    """Concatenation along the feature axis ``d``: the parts side by side (see ``Cat``)."""
+    parts, sizes = [], []
+    for t in tensors:
+        if isinstance(t, Cat):  # a concatenation of concatenations is one, flat
+            parts += t.parts
+            sizes += t.sizes
+            continue
+        if isinstance(t, ParamRef) or not isinstance(t, (Feat, LazyInput)):
+            r.refuse("concatenates features with a parameter or a constant along the "
+                     "feature axis")
+        t = r.feat(t, dim=d)
+        parts.append(t)
+        sizes.append(r.bp.sets[t.set].size)
+    spatial = {p.spatial for p in parts}
+    if len(spatial) > 1:
+        r.refuse("concatenates flattened feature maps of different sizes")
+    return Cat(tuple(parts), tuple(sizes), d, shape, spatial.pop())
+
+
 @register_function(torch.cat, torch.concat)
+@reads_concat
 def _cat(r, tensors, dim=0):
     shape = r.out_shape()
+    cats = [t for t in tensors if isinstance(t, Cat)]
+    if cats:
+        if dim % len(shape) != cats[0].dim:
+            r.refuse("concatenates, along another axis, tensors concatenated along the "
+                     "feature axis")
+        return _feature_cat(r, tensors, cats[0].dim, shape)
     feats = [t for t in tensors if isinstance(t, Feat)]
     if not feats:
         lazy = [t for t in tensors if isinstance(t, LazyInput)]
@@ -198,7 +226,7 @@ def _cat(r, tensors, dim=0):
         return None
     d = _aligned_dim(feats[0], shape)
     if dim % len(shape) == d:
-        r.refuse("concatenation along the feature axis is not read")
+        return _feature_cat(r, tensors, d, shape)
     parts = []
     for t in tensors:
         if isinstance(t, LazyInput):

@@ -9,8 +9,8 @@ from weightspace.graph.blocks import (
     NODE_BIAS,
     DenseEdges,
 )
-from weightspace.graph.rules.registry import register_function, register_module
-from weightspace.graph.values import Feat, ParamRef
+from weightspace.graph.rules.registry import reads_concat, register_function, register_module
+from weightspace.graph.values import Cat, Feat, ParamRef
 from weightspace.graph.vocab import EdgeType, NodeType
 
 
@@ -19,10 +19,24 @@ def bias_name(module: nn.Module, path: str, attr: str = "bias") -> str | None:
 
 
 # ---------------------------------------------------------------------- linear maps
+def dense_edges(r, x, out: int, edge_type, weight: str, kernel=(1, 1), n_channels=None):
+    """Edges from every node of ``x`` (each part of a concatenation, with its weight columns:
+    ``DenseEdges.in_offset``) into set ``out``; ``x`` has ``n_channels`` in all."""
+    parts = zip(x.parts, x.starts, strict=True) if isinstance(x, Cat) else [(x, 0)]
+    total = n_channels if isinstance(x, Cat) else 0
+    for part, start in parts:
+        r.edges(DenseEdges(part.set, out, edge_type, weight, kernel=kernel, in_offset=start,
+                           in_total=total))
+
+
 def linear(r, x, weight: str, bias: str | None, n_out: int, n_in: int, path: str):
-    x = r.feat(x, dim=-1, what=f"linear layer {path!r}")
+    if not isinstance(x, Cat):
+        x = r.feat(x, dim=-1, what=f"linear layer {path!r}")
+    elif x.dim != len(x.shape) - 1:
+        r.refuse(f"linear layer {path!r} reads axis {len(x.shape) - 1} of a concatenation "
+                 f"along axis {x.dim}")
+    C = sum(x.sizes) if isinstance(x, Cat) else r.bp.sets[x.set].size
     if x.spatial is not None:
-        C = r.bp.sets[x.set].size
         h, w = x.spatial
         if C * h * w != n_in:
             r.refuse(f"expects {n_in} inputs, got {C}x{h}x{w} flattened features")
@@ -33,19 +47,21 @@ def linear(r, x, weight: str, bias: str | None, n_out: int, n_in: int, path: str
         edge_type, kernel = EdgeType.LINEAR, (1, 1)
     r.use(x, "linear")
     out = r.new_set(path, n_out, NodeType.LINEAR, scalable=True)
-    r.edges(DenseEdges(x.set, out, edge_type, weight, kernel=kernel))
+    dense_edges(r, x, out, edge_type, weight, kernel, C)
     r.node_slot(out, NODE_BIAS, bias)
     shape = r.out_shape()
     return Feat(out, len(shape) - 1, shape)
 
 
 @register_module(nn.Linear)
+@reads_concat
 def _linear_module(r, m, path, x):
     return linear(r, x, f"{path}.weight", bias_name(m, path), m.out_features, m.in_features,
                   path)
 
 
 @register_function(F.linear)
+@reads_concat
 def _linear_function(r, x, weight, bias=None):
     if not isinstance(weight, ParamRef) or not (bias is None or isinstance(bias, ParamRef)):
         r.refuse("F.linear is read only with parameters as weight and bias")
@@ -55,14 +71,24 @@ def _linear_function(r, x, weight, bias=None):
 
 
 @register_module(nn.Conv1d, nn.Conv2d)
+@reads_concat
 def _conv(r, m, path, x):
-    x = r.feat(x, dim=1, size=m.in_channels, what=f"convolution {path!r}")
+    what = f"convolution {path!r}"
+    if isinstance(x, Cat):
+        r.parts(x, dim=1, size=m.in_channels, what=what)
+        if m.groups > 1:
+            r.refuse(f"{what} with groups reads a concatenation along its input channels")
+    else:
+        x = r.feat(x, dim=1, size=m.in_channels, what=what)
     r.use(x, "linear")
     kernel = tuple(m.kernel_size)
     kernel = (1, kernel[0]) if len(kernel) == 1 else kernel
     out = r.new_set(path, m.out_channels, NodeType.CONV, scalable=True)
-    r.edges(DenseEdges(x.set, out, EdgeType.CONV, f"{path}.weight", groups=m.groups,
-                       kernel=kernel))
+    if isinstance(x, Cat):
+        dense_edges(r, x, out, EdgeType.CONV, f"{path}.weight", kernel, m.in_channels)
+    else:
+        r.edges(DenseEdges(x.set, out, EdgeType.CONV, f"{path}.weight", groups=m.groups,
+                           kernel=kernel))
     r.node_slot(out, NODE_BIAS, bias_name(m, path))
     if m.groups > 1:
         # Input group k feeds only output group k: groups move together on both sides.

@@ -39,6 +39,14 @@ def register_method(*names):
     return deco
 
 
+def reads_concat(rule):
+    """Mark a rule as reading a concatenation along the feature axis
+    (:class:`~weightspace.graph.values.Cat`) correctly; the reader refuses a concatenation
+    passed to any other rule."""
+    rule.reads_concat = True
+    return rule
+
+
 def register_forward(*types):
     """Register a forward written in traceable operations for a ``torch.nn`` module whose own
     forward torch.fx cannot trace (fast paths that branch on tensor properties): called as
