@@ -92,14 +92,19 @@ def judge(source: str, name: str, size: int, rtol: float) -> dict:
 
 
 def _child(args) -> None:
+    # the data segment (what tensors allocate), not the address space: a CUDA build of torch
+    # maps gigabytes of libraries it never touches on a CPU
     limit = int(args.memory_gb * 2**30)
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
     try:
         result = judge(args.source[0], args.models[0], args.size, args.rtol)
     except MemoryError:
         result = {"verdict": "out of memory"}
     except Exception as err:  # noqa: BLE001 -- every other failure is a verdict of its own
-        result = {"verdict": "error", "why": f"{type(err).__name__}: {err}".split("\n")[0][:300]}
+        why = f"{type(err).__name__}: {err}".split("\n")[0][:300]
+        result = {"verdict": "out of memory" if "can't allocate memory" in why else "error",
+                  "why": why}
+    result["peak_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
     print("RESULT " + json.dumps(result), flush=True)
 
 
@@ -136,8 +141,9 @@ def main(argv=None) -> None:
             result.update(source=source, model=name,
                           wall=round(time.perf_counter() - start, 1))
             rows.append(result)
-            print(f"{source:12s} {name:28s} {result['verdict']:9s} {result['wall']:7.1f}s  "
-                  f"{result.get('why', '')}", flush=True)
+            print(f"{source:12s} {name:28s} {result['verdict']:9s} {result['wall']:7.1f}s "
+                  f"{result.get('peak_gb', float('nan')):6.2f} GB  {result.get('why', '')}",
+                  flush=True)
     for source in args.source:
         mine = [r for r in rows if r["source"] == source]
         ok = sum(r["verdict"] == "ok" for r in mine)

@@ -45,11 +45,13 @@ def materialize(spec: GraphSpec):
         return torch.cat(xs) if xs else torch.zeros(0, dtype=torch.long)
 
     spec.edge_index = torch.stack([cat([a.src for a in arrays]), cat([a.dst for a in arrays])])
-    spec.edge_src = torch.cat([a.feat for a in arrays]) if arrays else torch.zeros(
-        0, F, dtype=torch.long)
     spec.edge_pos = cat([a.pos for a in arrays])
     spec.edge_type = cat([torch.full((a.src.numel(),), a.edge_type) for a in arrays])
     spec.edge_runs = contiguous_runs(arrays)
+    feats = [a.feat for a in arrays]
+    del arrays  # the blocks' own copies go as soon as the spec holds them (peak memory)
+    spec.edge_src = torch.cat(feats) if feats else torch.zeros(0, F, dtype=torch.long)
+    del feats
 
     const = {"zero": spec.const_zero, "one": spec.const_one}
     node_src = torch.tensor([const[d] for d in NODE_DEFAULTS]).repeat(n, 1)
@@ -58,7 +60,7 @@ def materialize(spec: GraphSpec):
         o = offsets[slot.set]
         node_src[o : o + sizes[slot.set], slot.slot] = base + torch.arange(sizes[slot.set])
     spec.node_src = node_src
-    plan_module_reads(spec, arrays, tensor_offset)
+    plan_module_reads(spec, tensor_offset)
 
     size_t = torch.tensor(sizes, dtype=torch.long)
 
@@ -73,48 +75,53 @@ def materialize(spec: GraphSpec):
     check_bijection(spec, tensor_offset)
     spec._param_from = None
 
-def plan_module_reads(spec, arrays, tensor_offset: dict[str, int]):
+def plan_module_reads(spec, tensor_offset: dict[str, int]):
     """Precompute how :meth:`module_graph` reads a module's tensors without a flat copy.
 
     Contiguous edge blocks are copied straight from their tensor; everything else is
     gathered from a compact source ``c = [tensors that gathers read; 0; 1]``, whose
-    indices are the spec's indices remapped once here.
+    indices are the spec's indices remapped once here. Each edge block reads one tensor
+    (its blueprint block's) and the constants, so its indices move by one shift each; they
+    are kept flat, in int32 when they fit (half the memory, and ``index_select`` gathers them
+    faster than int64 indices).
     """
     P, Q = len(spec.params), len(spec.buffers)
     slots = spec.params.slots + spec.buffers.slots
-    starts = torch.tensor([tensor_offset[s.name] for s in slots] + [P + Q])
-    names = [s.name for s in slots]
+    numel = {s.name: s.numel for s in slots}
+    blocks = spec.blueprint.edges
+    gathered = {getattr(b, "param", None) for b, (_, _, base) in zip(blocks, spec.edge_runs,
+                                                                       strict=True) if base < 0}
+    gathered |= {slot.tensor for slot in spec.blueprint.node_slots}
+    order = [s.name for s in slots if s.name in gathered]
+    compact_start, running = {}, 0
+    for name in order:
+        compact_start[name] = running
+        running += numel[name]
+    spec._compact_tensors = order
+    dtype = torch.int32 if running + 2 < 2**31 else torch.long
 
-    def owner(idx: Tensor) -> Tensor:  # slot number of each source index (consts: len)
-        return torch.searchsorted(starts, idx, right=True) - 1
-
-    gather_runs = [(e0, e1) for e0, e1, base in spec.edge_runs if base < 0]
-    needed = {int(i) for e0, e1 in gather_runs for i in owner(
-        spec.edge_src[e0:e1].reshape(-1)).unique()}
-    needed |= {int(i) for i in owner(spec.node_src.reshape(-1)).unique()}
-    needed.discard(len(slots))
-    order = sorted(needed)
-    compact_start = torch.zeros(len(slots) + 1, dtype=torch.long)
-    running = 0
-    for i in order:
-        compact_start[i] = running
-        running += slots[i].numel
-    compact_start[len(slots)] = running  # the constants 0, 1 follow the tensors
-    spec._compact_tensors = [names[i] for i in order]
-
-    def remap(idx: Tensor) -> Tensor:
-        o = owner(idx)
-        base = torch.where(o < len(slots), starts[o.clamp(max=len(slots) - 1)], P + Q)
-        return compact_start[o] + idx - base
+    def remap(idx: Tensor, name: str | None) -> Tensor:
+        """``idx`` (entries of tensor ``name`` or the constants) in the compact source."""
+        out = idx - (P + Q) + running  # the constants 0, 1 follow the tensors
+        if name is not None:
+            out = torch.where(idx < P + Q, idx - tensor_offset[name] + compact_start[name], out)
+        return out.reshape(-1).to(dtype)
 
     spec._module_edge_plan = []
-    for (e0, e1, base), a in zip(spec.edge_runs, arrays, strict=True):
+    for block, (e0, e1, base) in zip(blocks, spec.edge_runs, strict=True):
+        name = getattr(block, "param", None)
         if base >= 0:
-            o = int(owner(torch.tensor([base]))[0])
-            spec._module_edge_plan.append((e0, e1, names[o], base - int(starts[o]), None))
+            spec._module_edge_plan.append((e0, e1, name, base - tensor_offset[name], None))
         else:
-            spec._module_edge_plan.append((e0, e1, None, 0, remap(a.feat)))
-    spec._compact_node_src = remap(spec.node_src)
+            spec._module_edge_plan.append((e0, e1, None, 0, remap(spec.edge_src[e0:e1], name)))
+    # node features: several tensors in one matrix, so each entry finds its own
+    starts = torch.tensor([tensor_offset[n] for n in order] + [P + Q])
+    shifts = torch.tensor([compact_start[n] - tensor_offset[n] for n in order]
+                          + [running - (P + Q)])
+    idx = spec.node_src.reshape(-1)
+    owner = torch.searchsorted(starts, idx, right=True) - 1
+    spec._compact_node_src = (idx + shifts[owner]).to(dtype)
+
 
 def depths(spec) -> list[int]:
     """Longest path (in layers) from an input or token set to each set."""

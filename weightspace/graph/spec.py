@@ -211,10 +211,10 @@ class GraphSpec:
                 flat = state[name].detach().reshape(-1)
                 out[e0 * F : e1 * F].copy_(flat[offset : offset + (e1 - e0) * F])
             else:
-                out[e0 * F : e1 * F] = c[src].reshape(-1)
+                torch.index_select(c, 0, src, out=out[e0 * F : e1 * F])
         buffers = self.flatten_buffers(state)
-        return self._data(c[self._compact_node_src], out.view(self.num_edges, F),
-                          buffers[self.extra_buffer_index])
+        x = c.index_select(0, self._compact_node_src).view(self.num_nodes, -1)
+        return self._data(x, out.view(self.num_edges, F), buffers[self.extra_buffer_index])
 
     @property
     def param_from(self) -> Tensor:

@@ -279,12 +279,20 @@ def entry_moves(spec, node_perm: Tensor, node_scale: Tensor, nodes: Tensor | Non
     P, Q = spec.num_params, len(spec.buffers)
 
     # Edges: edge (u, v) is scaled by d_v / d_u of its new endpoints.
-    old_src = spec.edge_src[edges]
-    mask = old_src < P
-    targets = [spec.edge_src[new_edge][:, mask]]  # [B, M] new homes of the old entries
-    sources = [old_src[mask].expand(B, -1)]
     ratio = node_scale.gather(1, dst[new_edge]) / node_scale.gather(1, src[new_edge])
-    scales = [ratio.unsqueeze(-1).expand(B, *old_src.shape)[:, mask]]
+    if isinstance(edges, slice):  # every edge: through the spec's list of weight entries
+        edge, slot = _weight_entries(spec)
+        F = spec.num_edge_features
+        # [B, M] new homes of the entries (flat indices: one fast gather, not two)
+        targets = [torch.take(spec.edge_src, new_edge[:, edge] * F + slot)]
+        sources = [torch.take(spec.edge_src, edge * F + slot).expand(B, -1)]
+        scales = [ratio[:, edge]]
+    else:  # a few layers' edges: their [E', F] features directly
+        old_src = spec.edge_src[edges]
+        mask = old_src < P
+        targets = [spec.edge_src[new_edge][:, mask]]
+        sources = [old_src[mask].expand(B, -1)]
+        scales = [ratio.unsqueeze(-1).expand(B, *old_src.shape)[:, mask]]
 
     # Nodes: the features of old node node_perm[n] now sit on node n; biases scale by d_n.
     old_src, new_src = spec.node_src[node_perm[:, nodes]], spec.node_src[nodes]
@@ -296,6 +304,15 @@ def entry_moves(spec, node_perm: Tensor, node_scale: Tensor, nodes: Tensor | Non
     mask = (new_src >= P) & (new_src < P + Q)
     return EntryMoves(torch.cat(targets, 1), torch.cat(sources, 1), torch.cat(scales, 1),
                       (new_src[mask] - P).expand(B, -1), old_src[:, mask] - P)
+
+
+def _weight_entries(spec) -> tuple[Tensor, Tensor]:
+    """``(edge, feature slot)`` of every weight entry the edges carry, in row-major order
+    (cached): what moves with an edge, without a ``[B, E, F]`` copy of the features (most
+    slots of a kernel padded onto the canvas hold the constant 0)."""
+    if not hasattr(spec, "_weight_entries"):
+        spec._weight_entries = tuple(torch.nonzero(spec.edge_src < spec.num_params).T)
+    return spec._weight_entries
 
 
 def sample_symmetry(spec, generator: torch.Generator | None = None, **kinds

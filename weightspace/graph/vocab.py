@@ -46,6 +46,7 @@ class EdgeType(IntEnum):
     CLASS_TOKEN = 13  # learned token concatenated to the sequence -> feature
     BIAS_ADD = 14  # identity edge of a tensor added as a per-channel bias
     GATE = 15  # identity edge into a product of two feature tensors
+    SUBTRACT = 16  # identity edge of the subtracted operand of a difference (weight -1)
 
 
 class Activation(IntEnum):

@@ -19,8 +19,9 @@ Layers and their graphs (``W`` a weight, ``b`` a bias, ``->`` an edge block):
 - ``cat(xs, features)``: no node set of its own; a layer reading it connects each part's
   nodes to its weight columns (``DenseEdges.in_offset``), norms and activations act on each
   part, so every part keeps its own permutation;
-- ``MultiheadAttention``: sets Q, K, V (edges typed apart, heads as permutation blocks, constant
-  Q_j -> K_j and within-head K -> V edges) and the output projection V -> out;
+- ``MultiheadAttention`` (and timm's fused-qkv ``Attention``): sets Q, K, V (edges typed apart,
+  heads as permutation blocks, constant Q_j -> K_j and within-head K -> V edges) and the
+  output projection V -> out;
 - ``Embedding``: one-hot vocabulary nodes -> features, edges ``W[v, c]``;
 - ``TransformerEncoder(Layer)``, ``TransformerDecoder(Layer)``, ``Transformer``: traced through a
   forward of traceable operations (:func:`register_forward`), which the rules above then read;
@@ -46,6 +47,7 @@ from weightspace.graph.rules.registry import (
     register_function,
     register_method,
     register_module,
+    register_module_name,
     supported_base,
     supported_names,
     traced_forward,
@@ -53,4 +55,4 @@ from weightspace.graph.rules.registry import (
 
 __all__ = ["function_rule", "has_module_rule", "module_rule", "reads_concat",
            "register_forward", "register_function", "register_method", "register_module",
-           "supported_base", "supported_names", "traced_forward"]
+           "register_module_name", "supported_base", "supported_names", "traced_forward"]

@@ -33,16 +33,18 @@ def _runs_along(r, other_shape, x: Feat, shape) -> bool:
 
 def _residual(r, feats: list[Feat], shape, edge_type=EdgeType.RESIDUAL,
               node_type=NodeType.ADD) -> tuple[int, int]:
-    """A new set tied to ``feats``, with identity edges from each: returns (set, axis)."""
+    """A new set tied to ``feats``, with identity edges from each (of ``edge_type``, or of
+    ``edge_type[i]`` from ``feats[i]``): returns (set, axis)."""
     dims = {_aligned_dim(f, shape) for f in feats}
     sizes = {r.bp.sets[f.set].size for f in feats}
     if len(dims) != 1 or len(sizes) != 1 or any(f.spatial for f in feats):
         r.refuse("combines feature tensors whose feature axes do not line up")
     out = r.new_set(r.module_path()[0] or node_type.name.lower(), sizes.pop(), node_type)
-    for f in feats:
+    types = edge_type if isinstance(edge_type, list) else [edge_type] * len(feats)
+    for f, t in zip(feats, types, strict=True):
         r.use(f, "other")
         r.tie(f.set, out)
-        r.edges(DiagEdges(f.set, out, edge_type))
+        r.edges(DiagEdges(f.set, out, t))
     return out, dims.pop()
 
 
@@ -117,6 +119,13 @@ def _add(r, a, b, *args, **kwargs):
 @register_function(operator.sub, torch.sub)
 @register_method("sub")
 def _sub(r, a, b, *args, **kwargs):
+    if isinstance(a, Feat) and isinstance(b, Feat):
+        # a - b (PoolFormer's pool(x) - x): an add whose second operand's edges say "minus"
+        shape = r.out_shape()
+        if a.set == b.set:  # pool(x) - x: the same channels, no weights between them
+            return _constant_operand(r, a, None, None, shape)
+        out, dim = _residual(r, [a, b], shape, [EdgeType.RESIDUAL, EdgeType.SUBTRACT])
+        return Feat(out, dim, shape)
     if isinstance(a, Feat) and not isinstance(b, (Feat, ParamRef, LazyInput)):
         return _constant_operand(r, a, b, r.arg_shape(1), r.out_shape())
     if isinstance(a, LazyInput) and not isinstance(b, (Feat, ParamRef)):

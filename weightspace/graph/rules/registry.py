@@ -10,6 +10,7 @@ _MODULE_RULES: list[tuple[type, Callable]] = []
 _FUNCTION_RULES: dict[Callable, Callable] = {}
 _METHOD_RULES: dict[str, Callable] = {}
 _FORWARDS: dict[type, Callable] = {}
+_NAMED_RULES: dict[str, Callable] = {}  # by a class's qualified name (a library not imported)
 
 
 def register_module(*types):
@@ -19,6 +20,21 @@ def register_module(*types):
         return rule
 
     return deco
+
+
+def register_module_name(*qualnames):
+    """Register a rule for modules whose class is ``module.QualName`` (exactly: a subclass is
+    traced through), for classes of libraries weightspace does not import (timm)."""
+    def deco(rule):
+        for n in qualnames:
+            _NAMED_RULES[n] = rule
+        return rule
+
+    return deco
+
+
+def _qualname(module: nn.Module) -> str:
+    return f"{type(module).__module__}.{type(module).__qualname__}"
 
 
 def register_function(*fns):
@@ -76,6 +92,8 @@ def module_rule(module: nn.Module):
     for t, rule in _MODULE_RULES:
         if type(module) is t:
             return rule
+    if _NAMED_RULES and _qualname(module) in _NAMED_RULES:
+        return _NAMED_RULES[_qualname(module)]
     for t, rule in _MODULE_RULES:
         if isinstance(module, t) and type(module).forward is t.forward:
             return rule
@@ -99,4 +117,5 @@ def function_rule(node):
 
 
 def supported_names() -> list[str]:
-    return sorted({t.__name__ for t, _ in _MODULE_RULES} | {t.__name__ for t in _FORWARDS})
+    return sorted({t.__name__ for t, _ in _MODULE_RULES} | {t.__name__ for t in _FORWARDS}
+                  | {f"{n.rsplit('.', 1)[1]} ({n.split('.')[0]})" for n in _NAMED_RULES})

@@ -1,0 +1,144 @@
+"""Modules of other libraries, as they are written there (timm's norm subclasses with forwards
+of their own, its fused-qkv attention, PoolFormer's pooling): read exactly, with their
+symmetries, without importing the library."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import weightspace as ws
+from weightspace.graph.vocab import EdgeType
+from weightspace.testing import assert_round_trip, assert_symmetries_preserve_function
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """A channels-first LayerNorm with a forward of its own (as timm writes it)."""
+
+    def forward(self, x):
+        x = F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias,
+                         self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+class BatchNormAct2d(nn.BatchNorm2d):
+    """BatchNorm and activation in one module, calling F.batch_norm itself."""
+
+    def forward(self, x):
+        x = F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                         self.training, self.momentum, self.eps)
+        return F.silu(x)
+
+
+class GroupNorm1(nn.GroupNorm):
+    def __init__(self, channels):
+        super().__init__(1, channels)
+
+    def forward(self, x):
+        return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+
+
+class ConvNorms(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.norm1 = nn.Conv2d(3, 8, 3, padding=1), BatchNormAct2d(8)
+        self.conv2, self.norm2 = nn.Conv2d(8, 8, 3, padding=1), LayerNorm2d(8)
+        self.conv3, self.norm3 = nn.Conv2d(8, 6, 1), GroupNorm1(6)
+        self.fc = nn.Linear(6, 4)
+
+    def forward(self, x):
+        x = self.norm2(self.conv2(self.norm1(self.conv1(x))))
+        return self.fc(self.norm3(self.conv3(F.gelu(x))).mean((2, 3)))
+
+
+class Attention(nn.Module):
+    """timm's ViT attention: one qkv Linear reshaped to [B, N, 3, H, D]."""
+
+    def __init__(self, dim=16, num_heads=4, qkv_bias=True):
+        super().__init__()
+        self.num_heads, self.head_dim = num_heads, dim // num_heads
+        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.q_norm, self.k_norm, self.norm = nn.Identity(), nn.Identity(), nn.Identity()
+        self.gate = None
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x, attn_mask=None):
+        B, N, C = x.shape
+        qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        x = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+        return self.proj(self.norm(x.transpose(1, 2).reshape(B, N, C)))
+
+
+Attention.__module__ = "timm.layers.attention"  # the class the rule is registered under
+
+
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed, self.norm, self.attn = nn.Linear(5, 16), nn.LayerNorm(16), Attention()
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, x):
+        x = self.embed(x)
+        return self.head(x + self.attn(self.norm(x)))
+
+
+class Pooling(nn.Module):
+    """PoolFormer's token mixer, and a difference of two layers."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(3, 8, 1), nn.Conv2d(3, 8, 3, padding=1)
+        self.pool = nn.AvgPool2d(3, 1, 1, count_include_pad=False)
+        self.fc = nn.Linear(8, 2)
+
+    def forward(self, x):
+        y = self.a(x) - self.b(x)
+        return self.fc((y + (self.pool(y) - y)).mean((2, 3)))
+
+
+IMAGE = torch.zeros(2, 3, 8, 8)
+
+
+@pytest.mark.parametrize("make,inputs", [(ConvNorms, IMAGE), (Block, torch.zeros(2, 6, 5)),
+                                         (Pooling, IMAGE)], ids=["norms", "attention", "pool"])
+def test_library_modules_round_trip_with_their_symmetries(make, inputs):
+    torch.manual_seed(0)
+    model = make().eval()
+    assert_round_trip(model, inputs)
+    assert_symmetries_preserve_function(model, inputs)
+
+
+def test_functional_norms_read_their_module_tensors():
+    spec = ws.GraphSpec.from_module(ConvNorms(), IMAGE)
+    read = {s.tensor for s in spec.blueprint.node_slots}
+    assert {"norm1.bias", "norm1.running_mean", "norm1.running_var", "norm2.bias",
+            "norm3.bias"} <= read
+    assert {"norm1", "norm2", "norm3"} <= {s.name for s in spec.blueprint.sets}
+
+
+def test_fused_qkv_attention_reads_heads_like_multihead_attention():
+    spec = ws.GraphSpec.from_module(Block(), torch.zeros(2, 6, 5))
+    names = [s.name for s in spec.blueprint.sets]
+    assert {"attn.q", "attn.k", "attn.v", "attn.out_proj"} <= set(names)
+    q = names.index("attn.q")
+    group = next(g for g in spec.permutation_groups if q in g.sets)
+    assert group.blocks == 4 and names.index("attn.k") in group.sets
+
+
+def test_a_difference_marks_its_subtracted_edges():
+    spec = ws.GraphSpec.from_module(Pooling(), IMAGE)
+    assert int((spec.edge_type == EdgeType.SUBTRACT).sum()) == 8
+
+
+def test_fused_attention_with_query_norms_is_refused_by_name():
+    from weightspace.errors import UnsupportedModuleError
+
+    model = Block()
+    model.attn.q_norm = nn.LayerNorm(4)
+    with pytest.raises(UnsupportedModuleError, match=r"cannot read 'attn' \(Attention\).*q/k "
+                                                     r"norms"):
+        ws.GraphSpec.from_module(model, torch.zeros(2, 6, 5))
