@@ -1,5 +1,6 @@
-"""Concatenation along the feature axis (DenseNet, Inception, SqueezeNet's Fire): read exactly,
-each part keeping its own permutation, function kept under the symmetries."""
+"""Concatenation along the feature axis (DenseNet, Inception, SqueezeNet's Fire, U-Net skips,
+with transposed convolutions and upsampling): read exactly, each part keeping its own
+permutation, function kept under the symmetries."""
 
 from __future__ import annotations
 
@@ -93,11 +94,34 @@ class Inception(nn.Module):
         return self.head(F.relu(x)).mean((2, 3))
 
 
+class UNet(nn.Module):
+    """Two levels: a transposed convolution up one way, upsampling the other, skips
+    concatenated, and a transposed convolution reading a concatenation."""
+
+    def __init__(self):
+        super().__init__()
+        self.enc1 = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU())
+        self.enc2 = nn.Sequential(nn.MaxPool2d(2), nn.Conv2d(4, 6, 3, padding=1), nn.ReLU())
+        self.bottom = nn.Sequential(nn.MaxPool2d(2), nn.Conv2d(6, 8, 3, padding=1), nn.ReLU())
+        self.up2 = nn.ConvTranspose2d(8, 6, 2, stride=2)
+        self.dec2 = nn.Conv2d(12, 6, 3, padding=1)
+        self.up1 = nn.Upsample(scale_factor=2, mode="bilinear")
+        self.dec1 = nn.ConvTranspose2d(10, 5, 3, padding=1)
+        self.out = nn.Conv2d(5, 2, 1)
+
+    def forward(self, x):
+        e1 = self.enc1(x)
+        e2 = self.enc2(e1)
+        d2 = F.relu(self.dec2(torch.cat([self.up2(self.bottom(e2)), e2], 1)))
+        d1 = F.relu(self.dec1(torch.cat([e1, self.up1(d2)], 1)))
+        return self.out(d1)
+
+
 IMAGE = torch.zeros(2, 3, 8, 8)
 
 
-@pytest.mark.parametrize("make", [DenseNet, SqueezeNet, Inception],
-                         ids=["densenet", "fire", "inception"])
+@pytest.mark.parametrize("make", [DenseNet, SqueezeNet, Inception, UNet],
+                         ids=["densenet", "fire", "inception", "unet"])
 def test_concatenations_round_trip_and_keep_their_symmetries(make):
     torch.manual_seed(0)
     model = make().eval()
@@ -139,3 +163,18 @@ def test_a_concatenation_read_by_a_grouped_conv_is_refused():
 
     with pytest.raises(UnsupportedModuleError, match="with groups reads a concatenation"):
         ws.GraphSpec.from_module(Grouped(), IMAGE)
+
+
+def test_transposed_convolutions_carry_their_kernels_from_input_to_output():
+    model = UNet()
+    graph = ws.to_graph(model, IMAGE)
+    from weightspace.graph.vocab import EdgeType
+
+    up = graph.edge_type == int(EdgeType.CONV_TRANSPOSE)
+    assert int(up.sum()) == 8 * 6 + 10 * 5  # one edge per (input, output) channel pair
+    spec = ws.GraphSpec.from_module(model, IMAGE)
+    names = [s.name for s in spec.blueprint.sets]
+    first = up.nonzero()[0, 0]  # W[0, 0] of up2: from the bottom conv's channel 0 to up2's 0
+    assert int(graph.edge_index[0, first]) == spec.set_offset[names.index("bottom.1")]
+    assert int(graph.edge_index[1, first]) == spec.set_offset[names.index("up2")]
+    assert torch.equal(graph.edge_attr[first].view(3, 3)[:2, :2], model.up2.weight[0, 0])

@@ -69,9 +69,9 @@ def test_unsupported_module_names_path_and_type():
     assert "supported:" in message and "Conv2d" in message
 
 
-def test_conv_transpose_is_refused():
-    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ConvTranspose2d(4, 1, 3))
-    with pytest.raises(UnsupportedModuleError, match=r"'1' \(ConvTranspose2d\)"):
+def test_grouped_conv_transpose_is_refused():
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ConvTranspose2d(4, 2, 3, groups=2))
+    with pytest.raises(UnsupportedModuleError, match=r"'1' \(ConvTranspose2d\).*groups"):
         ws.to_graph(model, torch.zeros(1, 1, 8, 8))
 
 

@@ -60,7 +60,8 @@ class DenseEdges:
     The weight slice is read as a row-major ``(n_dst, n_src / groups, kh, kw)`` tensor starting
     at element ``offset`` of ``param``: edge ``(i, o)`` carries the ``kh x kw`` kernel
     ``W[o, i mod (n_src / groups)]`` and exists only when ``i`` is in the group of ``o``. With
-    ``transposed`` the slice is ``(n_src, n_dst)`` instead (embeddings: ``W[i, o]``). With
+    ``transposed`` the slice is ``(n_src, n_dst, kh, kw)`` instead (embeddings, transposed
+    convolutions: ``W[i, o]``). With
     ``in_total`` the weight has ``in_total`` input channels of which ``src`` feeds the
     ``n_src`` from ``in_offset`` on (one part of a concatenation): edge ``(i, o)`` carries
     ``W[o, in_offset + i]``.
@@ -73,7 +74,7 @@ class DenseEdges:
         offset: the first element of the slice in ``param``.
         groups: the convolution's groups.
         kernel: ``(kh, kw)``; ``(1, 1)`` for a Linear layer.
-        transposed: the slice is ``(n_src, n_dst)``.
+        transposed: the slice is ``(n_src, n_dst, kh, kw)``.
         in_offset: the first input channel ``src`` feeds (with ``in_total``).
         in_total: the weight's input channels, when ``src`` feeds only some; 0: all.
     """
@@ -300,7 +301,7 @@ def materialize_edges(
         o = torch.arange(n_dst).view(1, -1)
         src = i.expand(n_src, n_dst).reshape(-1)
         dst = o.expand(n_src, n_dst).reshape(-1)
-        first = base + (i * n_dst + o).reshape(-1, 1)
+        first = base + ((i * n_dst + o) * K).reshape(-1, 1)
     else:
         g = block.groups
         in_per_group, out_per_group = n_src // g, n_dst // g

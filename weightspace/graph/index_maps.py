@@ -168,8 +168,8 @@ def check_bijection(spec, tensor_offset: dict[str, int]):
             columns.setdefault(key, set()).add((b.in_offset, sizes[b.src]))
         elif isinstance(b, DenseEdges):
             n_src, n_dst = sizes[b.src], sizes[b.dst]
-            count = n_src * n_dst if b.transposed else (
-                n_dst * (n_src // b.groups) * b.kernel[0] * b.kernel[1])
+            count = (n_src * n_dst if b.transposed else n_dst * (n_src // b.groups)) * (
+                b.kernel[0] * b.kernel[1])
             intervals.append((b.param, b.offset, count))
         elif isinstance(b, DiagEdges) and b.param is not None:
             intervals.append((b.param, b.offset, sizes[b.src]))

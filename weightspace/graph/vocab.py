@@ -47,6 +47,7 @@ class EdgeType(IntEnum):
     BIAS_ADD = 14  # identity edge of a tensor added as a per-channel bias
     GATE = 15  # identity edge into a product of two feature tensors
     SUBTRACT = 16  # identity edge of the subtracted operand of a difference (weight -1)
+    CONV_TRANSPOSE = 17  # transposed convolution (upsampling): the kernel W[in, out]
 
 
 class Activation(IntEnum):

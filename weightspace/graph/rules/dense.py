@@ -1,4 +1,5 @@
-"""Rules of dense layers: ``Linear`` (and ``F.linear``), ``Conv1d/2d``, ``Embedding``."""
+"""Rules of dense layers: ``Linear`` (and ``F.linear``), ``Conv1d/2d``, ``ConvTranspose1d/2d``,
+``Embedding``."""
 
 from __future__ import annotations
 
@@ -94,6 +95,26 @@ def _conv(r, m, path, x):
         # Input group k feeds only output group k: groups move together on both sides.
         r.constrain(x.set, m.groups, f"{path}.groups")
         r.constrain(out, m.groups, f"{path}.groups")
+    return Feat(out, 1, r.out_shape())
+
+
+@register_module(nn.ConvTranspose1d, nn.ConvTranspose2d)
+@reads_concat
+def _conv_transpose(r, m, path, x, output_size=None):
+    """Weight ``[in, out, kh, kw]``: edge ``(i, o)`` carries ``W[i, o]``; a part of a
+    concatenated input reads its own rows, a contiguous slice."""
+    if m.groups > 1:
+        r.refuse("transposed convolution with groups is not read yet")
+    parts = r.parts(x, dim=1, size=m.in_channels, what=f"transposed convolution {path!r}")
+    r.use(x, "linear")
+    kernel = tuple(m.kernel_size)
+    kernel = (1, kernel[0]) if len(kernel) == 1 else kernel
+    out = r.new_set(path, m.out_channels, NodeType.CONV, scalable=True)
+    K = kernel[0] * kernel[1]
+    for part, start in parts:
+        r.edges(DenseEdges(part.set, out, EdgeType.CONV_TRANSPOSE, f"{path}.weight",
+                           offset=start * m.out_channels * K, kernel=kernel, transposed=True))
+    r.node_slot(out, NODE_BIAS, bias_name(m, path))
     return Feat(out, 1, r.out_shape())
 
 

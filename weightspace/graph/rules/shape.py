@@ -60,6 +60,13 @@ register_function(F.avg_pool1d, F.avg_pool2d, F.adaptive_avg_pool1d, F.adaptive_
 )
 
 
+# Upsampling (nearest, linear, bilinear) is linear and acts on every channel alike, like an
+# average pool: it moves no channel and keeps every sign and scale symmetry.
+register_module(nn.Upsample, nn.UpsamplingNearest2d, nn.UpsamplingBilinear2d)(
+    reads_concat(lambda r, m, path, x: _pool(r, x, "pass")))
+register_function(F.interpolate)(reads_concat(lambda r, x, *a, **k: _pool(r, x, "pass")))
+
+
 @reads_concat
 def _reshape(r, x, *args, **kwargs):
     shape = r.out_shape()
