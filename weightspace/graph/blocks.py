@@ -230,7 +230,10 @@ class EdgeArrays:
         feat: ``[E, F]`` source-vector index of each feature slot.
         pos: ``[E]`` kernel position on the canvas (entry mode), else 0.
         edge_type: the block's :class:`~weightspace.graph.vocab.EdgeType` code.
-        contiguous_base: ``b`` when ``feat.flatten() == b + arange(feat.numel())``, else -1.
+        contiguous_base: ``b`` when ``feat.flatten() == b + arange(feat.numel())``, else -1;
+            with ``columns``: when ``feat[:, columns].flatten()`` is that run and every other
+            slot is the constant 0 (a kernel smaller than the canvas, a norm's diagonal).
+        columns: the feature slots a padded contiguous block fills.
     """
 
     src: Tensor  # [E] node index
@@ -239,6 +242,7 @@ class EdgeArrays:
     pos: Tensor  # [E] kernel position on the canvas (entry mode), else 0
     edge_type: int
     contiguous_base: int = -1  # feat.flatten() == base + arange(feat.numel()), else -1
+    columns: tuple[int, ...] | None = None  # the slots a padded contiguous run fills
 
 
 def canvas_positions(kernel: tuple[int, int], canvas: tuple[int, int]) -> Tensor:
@@ -281,8 +285,8 @@ def materialize_edges(
         if block.param is None:
             return constant_edges(i, i, const_one)
         arrays = constant_edges(i, i, tensor_offset[block.param] + block.offset + i)
-        if F == 1:
-            arrays.contiguous_base = tensor_offset[block.param] + block.offset
+        arrays.contiguous_base = tensor_offset[block.param] + block.offset
+        arrays.columns = None if F == 1 else (slot,)
         return arrays
 
     if isinstance(block, HeadEdges):
@@ -328,6 +332,11 @@ def materialize_edges(
                           pos.repeat(E), block.edge_type,
                           base if F == 1 and not block.in_total else -1)
     feat = torch.full((src.numel(), F), const_zero, dtype=torch.long)
-    feat[:, canvas_positions(block.kernel, canvas)] = entries
-    return EdgeArrays(s0 + src, d0 + dst, feat, torch.zeros_like(src), block.edge_type,
-                      contiguous)
+    columns = canvas_positions(block.kernel, canvas)
+    feat[:, columns] = entries
+    arrays = EdgeArrays(s0 + src, d0 + dst, feat, torch.zeros_like(src), block.edge_type,
+                        contiguous)
+    if K < F and not block.in_total:
+        # a kernel smaller than the canvas: its entries in memory order, the rest zeros
+        arrays.contiguous_base, arrays.columns = base, tuple(columns.tolist())
+    return arrays

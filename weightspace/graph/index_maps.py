@@ -89,8 +89,9 @@ def plan_module_reads(spec, tensor_offset: dict[str, int]):
     slots = spec.params.slots + spec.buffers.slots
     numel = {s.name: s.numel for s in slots}
     blocks = spec.blueprint.edges
-    gathered = {getattr(b, "param", None) for b, (_, _, base) in zip(blocks, spec.edge_runs,
-                                                                       strict=True) if base < 0}
+    gathered = {getattr(b, "param", None) for b, (_, _, base, _) in zip(blocks, spec.edge_runs,
+                                                                          strict=True)
+                if base < 0}
     gathered |= {slot.tensor for slot in spec.blueprint.node_slots}
     order = [s.name for s in slots if s.name in gathered]
     compact_start, running = {}, 0
@@ -108,10 +109,10 @@ def plan_module_reads(spec, tensor_offset: dict[str, int]):
         return out.reshape(-1).to(dtype)
 
     spec._module_edge_plan = []
-    for block, (e0, e1, base) in zip(blocks, spec.edge_runs, strict=True):
+    for block, (e0, e1, base, columns) in zip(blocks, spec.edge_runs, strict=True):
         name = getattr(block, "param", None)
         if base >= 0:
-            spec._module_edge_plan.append((e0, e1, name, base - tensor_offset[name], None))
+            spec._module_edge_plan.append((e0, e1, name, base - tensor_offset[name], columns))
         else:
             spec._module_edge_plan.append((e0, e1, None, 0, remap(spec.edge_src[e0:e1], name)))
     # node features: several tensors in one matrix, so each entry finds its own
@@ -243,12 +244,13 @@ def _concat_intervals(columns: dict[tuple, set]) -> list[tuple[str, int, int]]:
     return intervals
 
 
-def contiguous_runs(arrays) -> list[tuple[int, int, int]]:
-    """``(first edge, end edge, base)`` per block: ``base >= 0`` when the block's feature
-    sources are exactly ``base, base + 1, ...`` (a plain slice of the source vector), else -1."""
+def contiguous_runs(arrays) -> list[tuple[int, int, int, tuple | None]]:
+    """``(first edge, end edge, base, columns)`` per block: ``base >= 0`` when the block's
+    feature sources are exactly ``base, base + 1, ...`` (a plain slice of the source vector),
+    in the slots ``columns`` only when those are given (the others the constant 0), else -1."""
     runs, e0 = [], 0
     for a in arrays:
         e1 = e0 + a.feat.shape[0]
-        runs.append((e0, e1, a.contiguous_base if e1 > e0 else -1))
+        runs.append((e0, e1, a.contiguous_base if e1 > e0 else -1, a.columns))
         e0 = e1
     return runs

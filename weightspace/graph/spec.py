@@ -207,11 +207,17 @@ class GraphSpec:
         F = self.num_edge_features
         out = torch.empty(self.num_edges * F, dtype=self.dtype)
         for e0, e1, name, offset, src in self._module_edge_plan:
-            if name is not None:
-                flat = state[name].detach().reshape(-1)
-                out[e0 * F : e1 * F].copy_(flat[offset : offset + (e1 - e0) * F])
-            else:
+            if name is None:
                 torch.index_select(c, 0, src, out=out[e0 * F : e1 * F])
+                continue
+            flat = state[name].detach().reshape(-1)
+            if src is None:  # the block is a slice of the tensor
+                out[e0 * F : e1 * F].copy_(flat[offset : offset + (e1 - e0) * F])
+            else:  # ... placed in the slots `src`, zeros elsewhere
+                block = out[e0 * F : e1 * F].view(e1 - e0, F)
+                block.zero_()
+                block[:, list(src)] = flat[offset : offset + (e1 - e0) * len(src)].view(
+                    e1 - e0, len(src)).to(self.dtype)
         buffers = self.flatten_buffers(state)
         x = c.index_select(0, self._compact_node_src).view(self.num_nodes, -1)
         return self._data(x, out.view(self.num_edges, F), buffers[self.extra_buffer_index])
@@ -308,18 +314,25 @@ class GraphSpec:
         map, e.g. a copy already on ``s``'s device).
 
         Edges whose features are a contiguous slice of ``s`` (a conv whose kernel fills the
-        canvas: ``W`` in ``(out, in, kh, kw)`` order *is* the edge order) are copied as slices;
+        canvas: ``W`` in ``(out, in, kh, kw)`` order *is* the edge order) are copied as slices,
+        and so are smaller kernels (a 1x1 conv, a norm's diagonal), into their slots of zeros;
         only the rest go through the index gather. The result is identical to
         ``s[..., edge_src]``.
         """
         edge_src = self.edge_src if edge_src is None else edge_src
         lead, F = s.shape[:-1], edge_src.shape[1]
         parts = []
-        for e0, e1, base in self.edge_runs:
-            if base >= 0:
-                parts.append(s[..., base : base + (e1 - e0) * F].reshape(*lead, e1 - e0, F))
-            else:
+        for e0, e1, base, columns in self.edge_runs:
+            n = e1 - e0
+            if base < 0:
                 parts.append(s[..., edge_src[e0:e1]])
+            elif columns is None:
+                parts.append(s[..., base : base + n * F].reshape(*lead, n, F))
+            else:  # a kernel smaller than the canvas: its slots from the slice, zeros elsewhere
+                block = s.new_zeros(*lead, n, F)
+                block[..., list(columns)] = s[..., base : base + n * len(columns)].reshape(
+                    *lead, n, len(columns))
+                parts.append(block)
         if not parts:
             return s.new_zeros(*lead, 0, F)
         return torch.cat(parts, dim=-2)
