@@ -16,7 +16,8 @@ Measures, side by side in one run, for ResNet-18 (CIFAR, 11.2M parameters) and V
       every network, against ours in ``kernel_edges="entry"`` mode, where the layer, type and
       position live in tensors shared by all networks of the architecture.
 
-Prints median times and the ratio reference / ours. Usage::
+Prints median times and the ratio reference / ours; and, for a ResNet-50 (torchvision's
+layout, 224 px), the first ``to_graph`` against one fx trace plus one forward pass. Usage::
 
     python scripts/bench_graph.py [--repeats 7]
 """
@@ -201,6 +202,63 @@ def bench(name: str, make, inputs, repeats: int) -> dict:
     }
 
 
+class Bottleneck(torch.nn.Module):
+    """torchvision's ResNet-50 block (1x1, 3x3 with the stride, 1x1 x4; projection when the
+    shape changes), written out here because torchvision does not import beside the CPU torch
+    build this project uses."""
+
+    def __init__(self, c_in: int, width: int, stride: int):
+        super().__init__()
+        nn_ = torch.nn
+        self.conv1, self.bn1 = nn_.Conv2d(c_in, width, 1, bias=False), nn_.BatchNorm2d(width)
+        self.conv2 = nn_.Conv2d(width, width, 3, stride, 1, bias=False)
+        self.bn2 = nn_.BatchNorm2d(width)
+        self.conv3 = nn_.Conv2d(width, 4 * width, 1, bias=False)
+        self.bn3 = nn_.BatchNorm2d(4 * width)
+        self.downsample = nn_.Sequential(
+            nn_.Conv2d(c_in, 4 * width, 1, stride, bias=False), nn_.BatchNorm2d(4 * width)
+        ) if stride != 1 or c_in != 4 * width else None
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = F.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return F.relu(out + (x if self.downsample is None else self.downsample(x)))
+
+
+def resnet50() -> torch.nn.Module:
+    """ResNet-50 (ImageNet layout, 25.6M parameters), as torchvision builds it."""
+    nn_ = torch.nn
+    layers, c_in = [], 64
+    for width, blocks, stride in ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)):
+        for b in range(blocks):
+            layers.append(Bottleneck(c_in, width, stride if b == 0 else 1))
+            c_in = 4 * width
+    return nn_.Sequential(nn_.Conv2d(3, 64, 7, 2, 3, bias=False), nn_.BatchNorm2d(64),
+                          nn_.ReLU(), nn_.MaxPool2d(3, 2, 1), *layers,
+                          nn_.AdaptiveAvgPool2d(1), nn_.Flatten(), nn_.Linear(2048, 1000))
+
+
+def first_call(name: str, make, inputs, repeats: int) -> dict:
+    """The first ``to_graph`` of an architecture against what any reader of it must do: one
+    ``torch.fx`` trace and one forward pass."""
+    model = make().eval()
+    ours, floor = [], []
+    for _ in range(repeats):
+        _forget_specs()
+        start = time.perf_counter()
+        ws.to_graph(model, inputs)
+        ours.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        torch.fx.symbolic_trace(model)
+        with torch.no_grad():
+            model(inputs)
+        floor.append(time.perf_counter() - start)
+    spec = ws.GraphSpec.from_module(model, inputs)
+    return {"name": name, "params": spec.num_params, "edges": spec.num_edges,
+            "first_s": statistics.median(ours), "floor_s": statistics.median(floor)}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=7)
@@ -228,6 +286,15 @@ def main(argv=None):
     for r in rows:
         print(f"| {r['name']} | {r['entry_edges']:,} | {r['entry_ms']:.1f} | "
               f"{r['published_ms']:.1f} | {r['published_ratio']:.1f}x |")
+    print()
+    firsts = [first_call("ResNet-50 (224)", resnet50, torch.zeros(1, 3, 224, 224),
+                         max(3, args.repeats // 2))]
+    print("| model | params | edges | first to_graph (s) | fx trace + one forward (s) | "
+          "ratio |")
+    print("|---|---|---|---|---|---|")
+    for r in firsts:
+        print(f"| {r['name']} | {r['params']:,} | {r['edges']:,} | {r['first_s']:.2f} | "
+              f"{r['floor_s']:.2f} | {r['first_s'] / r['floor_s']:.1f}x |")
 
 
 if __name__ == "__main__":

@@ -94,8 +94,8 @@ def test_bad_input_is_named():
         ws.prune(SmallCNN(), X, 2.0, ignored_layers=["features.9"])
     with pytest.raises(ValueError, match="finetune_data"):
         ws.prune(SmallCNN(), X, 1.5, finetune={"epochs": 1})
-    unsupported = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ConvTranspose2d(4, 4, 3), nn.Flatten(),
-                                nn.LazyLinear(10))
+    unsupported = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ConvTranspose2d(4, 4, 3, groups=2),
+                                nn.Flatten(), nn.LazyLinear(10))
     unsupported(X)
     with pytest.raises(UnsupportedModuleError, match="ConvTranspose2d"):
         ws.prune(unsupported, X, 2.0)

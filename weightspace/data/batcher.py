@@ -4,7 +4,7 @@ For ``B`` networks of one architecture with source vectors ``s [B, P+Q+2]`` (see
 :class:`~weightspace.graph.spec.GraphSpec`), the batch is
 
     x          = s[:, node_src].reshape(B * N, 3)
-    edge_attr  = s[:, edge_src].reshape(B * E, F)
+    edge_attr  = s[:, edge_src].reshape(B * E, F)   (slices where edges read one)
     edge_index = [edge_index + b * N for b in 0..B-1]        (cached per B)
     batch      = [b repeated N times for b in 0..B-1]          (cached per B)
 
@@ -58,7 +58,8 @@ class GraphBatcher:
         if spec.id not in self._maps:
             to = lambda t: t.to(self.device)  # noqa: E731
             self._maps[spec.id] = {
-                "node_src": to(spec.node_src), "edge_src": to(spec.edge_src),
+                "node_src": to(spec.node_src),
+                "gathers": [None if g is None else to(g) for g in spec.gather_src],
                 "edge_index": to(spec.edge_index),
                 **{k: to(getattr(spec, k)) for k in _TOPOLOGY_FIELDS + _EDGE_FIELDS},
             }
@@ -96,7 +97,7 @@ class GraphBatcher:
         m = self._device_maps(spec)
         B = vecs.shape[0]
         topo = self._batched_topology(spec, B)
-        edge_attr = spec.edge_features(s, edge_src=m["edge_src"])
+        edge_attr = spec.edge_features(s, gathers=m["gathers"])
         return {
             "x": s[:, m["node_src"]].reshape(B * spec.num_nodes, -1),
             "edge_attr": edge_attr.reshape(B * spec.num_edges, -1),

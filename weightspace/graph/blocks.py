@@ -238,7 +238,7 @@ class EdgeArrays:
 
     src: Tensor  # [E] node index
     dst: Tensor  # [E]
-    feat: Tensor  # [E, F] source-vector index of each feature slot
+    feat: Tensor | None  # [E, F] source-vector index of each feature slot
     pos: Tensor  # [E] kernel position on the canvas (entry mode), else 0
     edge_type: int
     contiguous_base: int = -1  # feat.flatten() == base + arange(feat.numel()), else -1
@@ -264,8 +264,11 @@ def materialize_edges(
     const_one: int,
     canvas: tuple[int, int],
     kernel_edges: str,
+    features: bool = True,
 ) -> EdgeArrays:
-    """Turn one block into edge arrays (vectorised; no loop over edges)."""
+    """Turn one block into edge arrays (vectorised; no loop over edges). ``features=False``
+    leaves out the ``[E, F]`` feature sources of a block that reads a slice (``feat`` None):
+    its run says all there is to know, and building it is the most of a large spec's cost."""
     entry_mode = kernel_edges == "entry"
     F = 1 if entry_mode else canvas[0] * canvas[1]
     centre = int(canvas_positions((1, 1), canvas)[0])
@@ -274,20 +277,25 @@ def materialize_edges(
     s0, d0 = set_offset[block.src], set_offset[block.dst]
     n_src, n_dst = set_size[block.src], set_size[block.dst]
 
-    def constant_edges(src, dst, values):
-        feat = torch.full((src.numel(), F), const_zero, dtype=torch.long)
-        feat[:, slot] = values
-        return EdgeArrays(s0 + src, d0 + dst, feat, torch.full_like(src, scalar_pos),
-                          block.edge_type)
+    def arrays(src, dst, pos, values, columns, base=-1):
+        """Edges with feature sources ``values [E, len(columns)]`` in slots ``columns`` (the
+        others the constant 0); a slice run from ``base`` when ``base >= 0``."""
+        slice_run = base >= 0
+        feat = None
+        if features or not slice_run:
+            feat = torch.full((src.numel(), F), const_zero, dtype=torch.long)
+            feat[:, columns] = values
+        cols = None if len(columns) == F else tuple(int(c) for c in columns)
+        return EdgeArrays(s0 + src, d0 + dst, feat, pos, block.edge_type, base,
+                          cols if slice_run else None)
 
     if isinstance(block, DiagEdges):
         i = torch.arange(n_src)
+        pos = torch.full_like(i, scalar_pos)
         if block.param is None:
-            return constant_edges(i, i, const_one)
-        arrays = constant_edges(i, i, tensor_offset[block.param] + block.offset + i)
-        arrays.contiguous_base = tensor_offset[block.param] + block.offset
-        arrays.columns = None if F == 1 else (slot,)
-        return arrays
+            return arrays(i, i, pos, const_one, [slot])
+        base = tensor_offset[block.param] + block.offset
+        return arrays(i, i, pos, (base + i).view(-1, 1), [slot], base)
 
     if isinstance(block, HeadEdges):
         h = n_src // block.heads
@@ -295,7 +303,7 @@ def materialize_edges(
         a = torch.arange(h)
         src = (head + a.view(1, -1, 1)).expand(-1, h, h).reshape(-1)
         dst = (head + a.view(1, 1, -1)).expand(-1, h, h).reshape(-1)
-        return constant_edges(src, dst, const_one)
+        return arrays(src, dst, torch.full_like(src, scalar_pos), const_one, [slot])
 
     base = tensor_offset[block.param] + block.offset
     kh, kw = block.kernel
@@ -315,28 +323,18 @@ def materialize_edges(
         dst = o.expand(n_dst, in_per_group).reshape(-1)
         row = block.in_total or in_per_group  # a part of a concatenation reads some columns
         first = base + ((o * row + block.in_offset + j) * K).reshape(-1, 1)
-    entries = first + torch.arange(K).view(1, -1)  # [E, K]: the kernel, row-major
-    # Edge order follows the weight's memory order, so a block whose kernel fills the feature
-    # vector reads one contiguous slice of the source vector.
-    contiguous = base if (K == F or F == 1) and not block.in_total else -1
-
+    # Edge order follows the weight's memory order, so every block that reads its tensor's
+    # columns whole is a slice of the source vector, its kernels in their canvas slots.
+    run = -1 if block.in_total else base
     oversize = kh > canvas[0] or kw > canvas[1]
     if entry_mode or oversize:
         # One edge per kernel entry: placed on the canvas (entry mode), or, for a kernel larger
         # than the canvas (a ViT's patch embedding), numbered 1 + its index in the kernel.
         E = src.numel()
         pos = canvas_positions(block.kernel, canvas) if entry_mode else 1 + torch.arange(K)
-        feat = torch.full((E * K, F), const_zero, dtype=torch.long)
-        feat[:, slot] = entries.reshape(-1)
-        return EdgeArrays(s0 + src.repeat_interleave(K), d0 + dst.repeat_interleave(K), feat,
-                          pos.repeat(E), block.edge_type,
-                          base if F == 1 and not block.in_total else -1)
-    feat = torch.full((src.numel(), F), const_zero, dtype=torch.long)
-    columns = canvas_positions(block.kernel, canvas)
-    feat[:, columns] = entries
-    arrays = EdgeArrays(s0 + src, d0 + dst, feat, torch.zeros_like(src), block.edge_type,
-                        contiguous)
-    if K < F and not block.in_total:
-        # a kernel smaller than the canvas: its entries in memory order, the rest zeros
-        arrays.contiguous_base, arrays.columns = base, tuple(columns.tolist())
-    return arrays
+        entries = (first + torch.arange(K).view(1, -1)).reshape(-1, 1)
+        return arrays(src.repeat_interleave(K), dst.repeat_interleave(K), pos.repeat(E),
+                      entries, [slot], run)
+    entries = first + torch.arange(K).view(1, -1)  # [E, K]: the kernel, row-major
+    return arrays(src, dst, torch.zeros_like(src), entries,
+                  canvas_positions(block.kernel, canvas), run)

@@ -34,12 +34,13 @@ def materialize(spec: GraphSpec):
     tensor_offset = {s.name: s.offset for s in spec.params.slots}
     tensor_offset.update({s.name: P + s.offset for s in spec.buffers.slots})
 
+    # Blocks that read a slice of their tensor need no [E, F] index map: their run says it
+    # (edge_runs); the full map is built only when something asks for it (spec.edge_src).
     arrays = [
         materialize_edges(b, offsets, sizes, tensor_offset, spec.const_zero,
-                          spec.const_one, spec.canvas, spec.kernel_edges)
+                          spec.const_one, spec.canvas, spec.kernel_edges, features=False)
         for b in bp.edges
     ]
-    F = 1 if spec.kernel_edges == "entry" else spec.canvas[0] * spec.canvas[1]
 
     def cat(xs):
         return torch.cat(xs) if xs else torch.zeros(0, dtype=torch.long)
@@ -48,10 +49,9 @@ def materialize(spec: GraphSpec):
     spec.edge_pos = cat([a.pos for a in arrays])
     spec.edge_type = cat([torch.full((a.src.numel(),), a.edge_type) for a in arrays])
     spec.edge_runs = contiguous_runs(arrays)
-    feats = [a.feat for a in arrays]
-    del arrays  # the blocks' own copies go as soon as the spec holds them (peak memory)
-    spec.edge_src = torch.cat(feats) if feats else torch.zeros(0, F, dtype=torch.long)
-    del feats
+    spec.gather_src = [a.feat for a in arrays]  # [E', F] for the blocks that gather, else None
+    del arrays
+    spec._edge_src = None
 
     const = {"zero": spec.const_zero, "one": spec.const_one}
     node_src = torch.tensor([const[d] for d in NODE_DEFAULTS]).repeat(n, 1)
@@ -109,12 +109,13 @@ def plan_module_reads(spec, tensor_offset: dict[str, int]):
         return out.reshape(-1).to(dtype)
 
     spec._module_edge_plan = []
-    for block, (e0, e1, base, columns) in zip(blocks, spec.edge_runs, strict=True):
+    for block, (e0, e1, base, columns), gather in zip(blocks, spec.edge_runs, spec.gather_src,
+                                                      strict=True):
         name = getattr(block, "param", None)
         if base >= 0:
             spec._module_edge_plan.append((e0, e1, name, base - tensor_offset[name], columns))
         else:
-            spec._module_edge_plan.append((e0, e1, None, 0, remap(spec.edge_src[e0:e1], name)))
+            spec._module_edge_plan.append((e0, e1, None, 0, remap(gather, name)))
     # node features: several tensors in one matrix, so each entry finds its own
     starts = torch.tensor([tensor_offset[n] for n in order] + [P + Q])
     shifts = torch.tensor([compact_start[n] - tensor_offset[n] for n in order]
@@ -215,7 +216,7 @@ def check_bijection(spec, tensor_offset: dict[str, int]):
         getattr(b, "param", None) is not None and tensor_offset[b.param] >= P
         for b in spec.blueprint.edges
     )
-    skip = 0 if edges_read_buffers else spec.edge_src.numel()
+    skip = 0 if edges_read_buffers else spec.num_edges * spec.num_edge_features
     flat = (torch.cat([spec.edge_src.reshape(-1), spec.node_src.reshape(-1)])
             if edges_read_buffers else spec.node_src.reshape(-1))
     at = torch.nonzero((flat >= P) & (flat < P + Q)).reshape(-1)
@@ -250,7 +251,55 @@ def contiguous_runs(arrays) -> list[tuple[int, int, int, tuple | None]]:
     in the slots ``columns`` only when those are given (the others the constant 0), else -1."""
     runs, e0 = [], 0
     for a in arrays:
-        e1 = e0 + a.feat.shape[0]
+        e1 = e0 + a.src.numel()
         runs.append((e0, e1, a.contiguous_base if e1 > e0 else -1, a.columns))
         e0 = e1
     return runs
+
+
+def _run_entries(spec, e0: int, e1: int, base: int, columns) -> tuple[Tensor, Tensor]:
+    """``(source index, place in edge_attr.flatten())`` of every entry a slice run reads."""
+    F = spec.num_edge_features
+    if columns is None:
+        j = torch.arange((e1 - e0) * F)
+        return base + j, e0 * F + j
+    K = len(columns)
+    j = torch.arange((e1 - e0) * K)
+    return base + j, (e0 + j // K) * F + torch.tensor(columns)[j % K]
+
+
+def build_edge_src(spec) -> Tensor:
+    """The full ``[E, F]`` map of edge feature sources, from the runs and gathered blocks."""
+    F = spec.num_edge_features
+    out = torch.full((spec.num_edges * F,), spec.const_zero, dtype=torch.long)
+    for (e0, e1, base, columns), gather in zip(spec.edge_runs, spec.gather_src, strict=True):
+        if gather is not None:
+            out[e0 * F : e1 * F] = gather.reshape(-1)
+        elif e1 > e0:
+            idx, at = _run_entries(spec, e0, e1, base, columns)
+            out[at] = idx
+    return out.view(spec.num_edges, F)
+
+
+def parameter_places(spec) -> Tensor:
+    """For each parameter entry, its place in ``[edge_attr.flatten(); x.flatten()]`` (for a
+    tensor read in several places, one of them), without the full edge map."""
+    P, F = spec.num_params, spec.num_edge_features
+    sources, places = [], []
+    for (e0, e1, base, columns), gather in zip(spec.edge_runs, spec.gather_src, strict=True):
+        if gather is not None:
+            flat = gather.reshape(-1)
+            at = torch.nonzero(flat < P).reshape(-1)
+            sources.append(flat[at])
+            places.append(e0 * F + at)
+        elif e1 > e0 and base < P:
+            idx, at = _run_entries(spec, e0, e1, base, columns)
+            sources.append(idx)
+            places.append(at)
+    flat = spec.node_src.reshape(-1)
+    at = torch.nonzero(flat < P).reshape(-1)
+    sources.append(flat[at])
+    places.append(spec.num_edges * F + at)
+    param_from = torch.empty(P, dtype=torch.long)
+    param_from[torch.cat(sources)] = torch.cat(places)
+    return param_from

@@ -37,7 +37,7 @@ from weightspace.graph.blocks import (
 )
 from weightspace.graph.example_inputs import as_tuple, default_example_inputs
 from weightspace.graph.fingerprint import module_fingerprint
-from weightspace.graph.index_maps import materialize
+from weightspace.graph.index_maps import build_edge_src, materialize, parameter_places
 from weightspace.graph.layout import FlatLayout, buffer_layout, parameter_layout, split_state
 from weightspace.graph.reader import GraphReader
 from weightspace.graph.symmetry import permutation_groups
@@ -226,13 +226,15 @@ class GraphSpec:
     def param_from(self) -> Tensor:
         """For each parameter entry, its place in ``[edge_attr.flatten(); x.flatten()]``."""
         if self._param_from is None:
-            P = len(self.params)
-            sources = torch.cat([self.edge_src.reshape(-1), self.node_src.reshape(-1)])
-            at = torch.nonzero(sources < P).reshape(-1)
-            param_from = torch.empty(P, dtype=torch.long)
-            param_from[sources[at]] = at
-            self._param_from = param_from
+            self._param_from = parameter_places(self)
         return self._param_from
+
+    @property
+    def edge_src(self) -> Tensor:
+        """``[E, F]``: the source-vector index of every edge feature (built on first use)."""
+        if self._edge_src is None:
+            self._edge_src = build_edge_src(self)
+        return self._edge_src
 
     @property
     def feature_buffers(self) -> set[str]:
@@ -251,7 +253,7 @@ class GraphSpec:
 
     @property
     def num_edge_features(self) -> int:
-        return self.edge_src.shape[1]
+        return 1 if self.kernel_edges == "entry" else self.canvas[0] * self.canvas[1]
 
     @property
     def num_params(self) -> int:
@@ -309,9 +311,9 @@ class GraphSpec:
         consts = torch.tensor([0.0, 1.0], dtype=vec.dtype, device=vec.device).expand(*lead, 2)
         return torch.cat([vec, buffers.to(vec.dtype), consts], dim=-1)
 
-    def edge_features(self, s: Tensor, edge_src: Tensor | None = None) -> Tensor:
-        """``s[edge_src]`` for source vectors ``s [..., P+Q+2]`` (``edge_src``: this spec's
-        map, e.g. a copy already on ``s``'s device).
+    def edge_features(self, s: Tensor, gathers: list | None = None) -> Tensor:
+        """``s[edge_src]`` for source vectors ``s [..., P+Q+2]`` (``gathers``: this spec's
+        ``gather_src``, e.g. copies already on ``s``'s device).
 
         Edges whose features are a contiguous slice of ``s`` (a conv whose kernel fills the
         canvas: ``W`` in ``(out, in, kh, kw)`` order *is* the edge order) are copied as slices,
@@ -319,13 +321,13 @@ class GraphSpec:
         only the rest go through the index gather. The result is identical to
         ``s[..., edge_src]``.
         """
-        edge_src = self.edge_src if edge_src is None else edge_src
-        lead, F = s.shape[:-1], edge_src.shape[1]
+        gathers = self.gather_src if gathers is None else gathers
+        lead, F = s.shape[:-1], self.num_edge_features
         parts = []
-        for e0, e1, base, columns in self.edge_runs:
+        for (e0, e1, base, columns), gather in zip(self.edge_runs, gathers, strict=True):
             n = e1 - e0
             if base < 0:
-                parts.append(s[..., edge_src[e0:e1]])
+                parts.append(s[..., gather])
             elif columns is None:
                 parts.append(s[..., base : base + n * F].reshape(*lead, n, F))
             else:  # a kernel smaller than the canvas: its slots from the slice, zeros elsewhere
