@@ -1,6 +1,6 @@
 """Modules of other libraries, as they are written there (timm's norm subclasses with forwards
-of their own, its fused-qkv attention, PoolFormer's pooling): read exactly, with their
-symmetries, without importing the library."""
+of their own, its fused-qkv attention, PoolFormer's pooling, torchvision's stochastic depth):
+read exactly, with their symmetries, without importing the library."""
 
 from __future__ import annotations
 
@@ -100,11 +100,45 @@ class Pooling(nn.Module):
         return self.fc((y + (self.pool(y) - y)).mean((2, 3)))
 
 
+def stochastic_depth(x, p: float, mode: str, training: bool = True):
+    """torchvision's stochastic depth (the identity in eval mode), recorded by fx as a call."""
+    if not training or p == 0.0:
+        return x
+    keep = torch.empty([x.shape[0]] + [1] * (x.dim() - 1)).bernoulli_(1 - p)
+    return x * keep / (1 - p)
+
+
+stochastic_depth.__module__ = "torchvision.ops.stochastic_depth"
+torch.fx.wrap("stochastic_depth")
+
+
+class MBConv(nn.Module):
+    """EfficientNet's block: expand, depthwise, squeeze-and-excitation, project, and a
+    residual through stochastic depth."""
+
+    def __init__(self, c=8):
+        super().__init__()
+        self.stem = nn.Conv2d(3, c, 3, padding=1)
+        self.expand = nn.Sequential(nn.Conv2d(c, 4 * c, 1), nn.BatchNorm2d(4 * c), nn.SiLU())
+        self.dw = nn.Sequential(nn.Conv2d(4 * c, 4 * c, 3, padding=1, groups=4 * c), nn.SiLU())
+        self.se1, self.se2 = nn.Conv2d(4 * c, 2, 1), nn.Conv2d(2, 4 * c, 1)
+        self.project = nn.Conv2d(4 * c, c, 1)
+        self.fc = nn.Linear(c, 3)
+
+    def forward(self, x):
+        x = self.stem(x)
+        h = self.dw(self.expand(x))
+        h = h * torch.sigmoid(self.se2(F.silu(self.se1(h.mean((2, 3), keepdim=True)))))
+        x = x + stochastic_depth(self.project(h), 0.2, "row", self.training)
+        return self.fc(x.mean((2, 3)))
+
+
 IMAGE = torch.zeros(2, 3, 8, 8)
 
 
 @pytest.mark.parametrize("make,inputs", [(ConvNorms, IMAGE), (Block, torch.zeros(2, 6, 5)),
-                                         (Pooling, IMAGE)], ids=["norms", "attention", "pool"])
+                                         (Pooling, IMAGE), (MBConv, IMAGE)],
+                         ids=["norms", "attention", "pool", "stochastic-depth"])
 def test_library_modules_round_trip_with_their_symmetries(make, inputs):
     torch.manual_seed(0)
     model = make().eval()
@@ -142,3 +176,14 @@ def test_fused_attention_with_query_norms_is_refused_by_name():
     with pytest.raises(UnsupportedModuleError, match=r"cannot read 'attn' \(Attention\).*q/k "
                                                      r"norms"):
         ws.GraphSpec.from_module(model, torch.zeros(2, 6, 5))
+
+
+def test_stochastic_depth_in_training_mode_is_refused():
+    from weightspace.errors import UnsupportedModuleError
+
+    class Training(MBConv):  # an architecture of its own: specs are cached by architecture
+        pass
+
+    with pytest.raises(UnsupportedModuleError, match=r"stochastic depth in training mode.*"
+                                                     r"\.eval\(\)"):
+        ws.GraphSpec.from_module(Training().train(), IMAGE)

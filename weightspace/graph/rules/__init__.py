@@ -45,6 +45,7 @@ from weightspace.graph.rules.registry import (
     reads_concat,
     register_forward,
     register_function,
+    register_function_name,
     register_method,
     register_module,
     register_module_name,
@@ -54,5 +55,6 @@ from weightspace.graph.rules.registry import (
 )
 
 __all__ = ["function_rule", "has_module_rule", "module_rule", "reads_concat",
-           "register_forward", "register_function", "register_method", "register_module",
+           "register_forward", "register_function", "register_function_name",
+           "register_method", "register_module",
            "register_module_name", "supported_base", "supported_names", "traced_forward"]

@@ -11,6 +11,7 @@ _FUNCTION_RULES: dict[Callable, Callable] = {}
 _METHOD_RULES: dict[str, Callable] = {}
 _FORWARDS: dict[type, Callable] = {}
 _NAMED_RULES: dict[str, Callable] = {}  # by a class's qualified name (a library not imported)
+_NAMED_FUNCTION_RULES: dict[str, Callable] = {}
 
 
 def register_module(*types):
@@ -35,6 +36,17 @@ def register_module_name(*qualnames):
 
 def _qualname(module: nn.Module) -> str:
     return f"{type(module).__module__}.{type(module).__qualname__}"
+
+
+def register_function_name(*qualnames):
+    """Register a rule for functions named ``module.qualname`` (a library not imported here,
+    such as torchvision's ``stochastic_depth``, which fx records as a call)."""
+    def deco(rule):
+        for n in qualnames:
+            _NAMED_FUNCTION_RULES[n] = rule
+        return rule
+
+    return deco
 
 
 def register_function(*fns):
@@ -113,7 +125,12 @@ def has_module_rule(module: nn.Module) -> bool:
 def function_rule(node):
     if node.op == "call_method":
         return _METHOD_RULES.get(node.target)
-    return _FUNCTION_RULES.get(node.target)
+    rule = _FUNCTION_RULES.get(node.target)
+    if rule is None and _NAMED_FUNCTION_RULES:
+        t = node.target
+        rule = _NAMED_FUNCTION_RULES.get(f"{getattr(t, '__module__', '')}."
+                                         f"{getattr(t, '__qualname__', '')}")
+    return rule
 
 
 def supported_names() -> list[str]:

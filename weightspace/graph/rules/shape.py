@@ -12,6 +12,7 @@ from torch import nn
 from weightspace.graph.rules.registry import (
     reads_concat,
     register_function,
+    register_function_name,
     register_method,
     register_module,
 )
@@ -28,6 +29,15 @@ from weightspace.graph.values import (
 @register_module(nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout, nn.Identity)
 @reads_concat
 def _identity_module(r, m, path, x, *args, **kwargs):
+    return x
+
+
+@register_function_name("torchvision.ops.stochastic_depth.stochastic_depth")
+@reads_concat
+def _stochastic_depth(r, x, p, mode, training=True):
+    """torchvision's stochastic depth: the identity in eval mode (EfficientNet, ConvNeXt)."""
+    if training and p > 0:
+        r.refuse("stochastic depth in training mode drops random paths: call .eval() first")
     return x
 
 
