@@ -378,16 +378,18 @@ class GraphSpec:
                 f"{self.id} expects [{self.num_nodes}, {NODE_FEATURES}] and "
                 f"[{self.num_edges}, {self.num_edge_features}]"
             )
-        return torch.cat([edge_attr.reshape(-1), x.reshape(-1)])[self.param_from]
+        return self._graph_entries(x, edge_attr, self.param_from)
 
     @staticmethod
     def _graph_entries(x: Tensor, edge_attr: Tensor, at: Tensor) -> Tensor:
-        """Entries of ``[edge_attr.flatten(); x.flatten()]`` at ``at`` (without the concat when
-        all of them are node features)."""
+        """Entries of ``[edge_attr.flatten(); x.flatten()]`` at ``at``, read from each part
+        (no concatenated copy of a large graph's features)."""
         n_edge = edge_attr.numel()
-        if at.numel() and int(at.min()) >= n_edge:
-            return x.reshape(-1)[at - n_edge]
-        return torch.cat([edge_attr.reshape(-1), x.reshape(-1)])[at]
+        on_edge = at < n_edge
+        out = torch.empty(at.shape, dtype=edge_attr.dtype, device=edge_attr.device)
+        out[on_edge] = edge_attr.reshape(-1)[at[on_edge]]
+        out[~on_edge] = x.reshape(-1)[at[~on_edge] - n_edge].to(edge_attr.dtype)
+        return out
 
     def buffers_from_graph(self, x: Tensor, edge_attr: Tensor, extra_buffers: Tensor
                            ) -> Tensor:

@@ -280,13 +280,8 @@ def entry_moves(spec, node_perm: Tensor, node_scale: Tensor, nodes: Tensor | Non
 
     # Edges: edge (u, v) is scaled by d_v / d_u of its new endpoints.
     ratio = node_scale.gather(1, dst[new_edge]) / node_scale.gather(1, src[new_edge])
-    if isinstance(edges, slice):  # every edge: through the spec's list of weight entries
-        edge, slot = _weight_entries(spec)
-        F = spec.num_edge_features
-        # [B, M] new homes of the entries (flat indices: one fast gather, not two)
-        targets = [torch.take(spec.edge_src, new_edge[:, edge] * F + slot)]
-        sources = [torch.take(spec.edge_src, edge * F + slot).expand(B, -1)]
-        scales = [ratio[:, edge]]
+    if isinstance(edges, slice):  # every edge: block by block, from the spec's runs
+        targets, sources, scales = _edge_entry_moves(spec, new_edge, ratio)
     else:  # a few layers' edges: their [E', F] features directly
         old_src = spec.edge_src[edges]
         mask = old_src < P
@@ -306,13 +301,31 @@ def entry_moves(spec, node_perm: Tensor, node_scale: Tensor, nodes: Tensor | Non
                       (new_src[mask] - P).expand(B, -1), old_src[:, mask] - P)
 
 
-def _weight_entries(spec) -> tuple[Tensor, Tensor]:
-    """``(edge, feature slot)`` of every weight entry the edges carry, in row-major order
-    (cached): what moves with an edge, without a ``[B, E, F]`` copy of the features (most
-    slots of a kernel padded onto the canvas hold the constant 0)."""
-    if not hasattr(spec, "_weight_entries"):
-        spec._weight_entries = tuple(torch.nonzero(spec.edge_src < spec.num_params).T)
-    return spec._weight_entries
+def _edge_entry_moves(spec, new_edge: Tensor, ratio: Tensor):
+    """Where every weight entry on an edge goes, block by block, without the ``[E, F]`` edge
+    map: a block that reads a slice of its tensor holds entry ``k`` of its local edge ``e`` at
+    ``base + e * K + k``, so the entry's new home is the same ``k`` of its new edge (a
+    relabelling keeps every edge in its block); a gathered block looks it up in its own map."""
+    P, B = spec.num_params, new_edge.shape[0]
+    targets, sources, scales = [], [], []
+    for (e0, e1, base, columns), gather in zip(spec.edge_runs, spec.gather_src, strict=True):
+        if e1 == e0 or (gather is None and base >= P):  # buffers on edges do not move
+            continue
+        local = new_edge[:, e0:e1] - e0
+        if bool(((local < 0) | (local >= e1 - e0)).any()):
+            raise RuntimeError("the relabelling moved an edge out of its block")
+        if gather is not None:
+            e, k = torch.nonzero(gather < P).T
+            sources.append(gather[e, k].expand(B, -1))
+            targets.append(gather[local[:, e], k])
+        else:
+            K = spec.num_edge_features if columns is None else len(columns)
+            j = torch.arange((e1 - e0) * K)
+            e, k = j // K, j % K
+            sources.append((base + j).expand(B, -1))
+            targets.append(base + local[:, e] * K + k)
+        scales.append(ratio[:, e0 + e])
+    return targets, sources, scales
 
 
 def sample_symmetry(spec, generator: torch.Generator | None = None, **kinds
