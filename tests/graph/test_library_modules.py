@@ -133,12 +133,25 @@ class MBConv(nn.Module):
         return self.fc(x.mean((2, 3)))
 
 
+class LinearNorm(nn.Module):
+    """LeViT's linear layer with a BatchNorm over all tokens (flatten, norm, reshape_as)."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear, self.bn, self.head = nn.Linear(5, 8), nn.BatchNorm1d(8), nn.Linear(8, 3)
+
+    def forward(self, x):
+        h = self.linear(x)
+        return self.head(F.hardswish(self.bn(h.flatten(0, 1)).reshape_as(h)))
+
+
 IMAGE = torch.zeros(2, 3, 8, 8)
 
 
 @pytest.mark.parametrize("make,inputs", [(ConvNorms, IMAGE), (Block, torch.zeros(2, 6, 5)),
-                                         (Pooling, IMAGE), (MBConv, IMAGE)],
-                         ids=["norms", "attention", "pool", "stochastic-depth"])
+                                         (Pooling, IMAGE), (MBConv, IMAGE),
+                                         (LinearNorm, torch.zeros(2, 6, 5))],
+                         ids=["norms", "attention", "pool", "stochastic-depth", "linear-norm"])
 def test_library_modules_round_trip_with_their_symmetries(make, inputs):
     torch.manual_seed(0)
     model = make().eval()

@@ -96,7 +96,8 @@ def _reshape(r, x, *args, **kwargs):
 
 register_module(nn.Flatten, nn.Unflatten)(reads_concat(lambda r, m, path, x: _reshape(r, x)))
 register_function(torch.flatten, torch.reshape, torch.squeeze, torch.unsqueeze)(_reshape)
-register_method("view", "reshape", "flatten", "unflatten", "squeeze", "unsqueeze")(_reshape)
+register_method("view", "reshape", "view_as", "reshape_as", "flatten", "unflatten", "squeeze",
+                "unsqueeze")(_reshape)
 
 
 @register_method("expand", "expand_as", "repeat")
