@@ -15,7 +15,7 @@ own environment uses a CPU build of torch that the PyPI torchvision wheel cannot
 so run it from an environment holding both. Usage::
 
     python scripts/check_breadth.py [--source torchvision timm] [--models resnet18 ...]
-        [--size 64] [--timeout 600] [--memory-gb 16] [--out breadth.json]
+        [--size 64] [--draws 2] [--timeout 600] [--memory-gb 16] [--out breadth.json]
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def build(source: str, name: str):
     return timm.create_model(name, pretrained=False)
 
 
-def judge(source: str, name: str, size: int, rtol: float) -> dict:
+def judge(source: str, name: str, size: int, rtol: float, draws: int = 2) -> dict:
     """Build one model and check it (the module docstring's verdicts)."""
     import torch
 
@@ -91,7 +91,7 @@ def judge(source: str, name: str, size: int, rtol: float) -> dict:
     spec_module._SPECS_BY_ID.clear()
     gc.collect()
     try:
-        assert_symmetries_preserve_function(model, x, draws=2, rtol=rtol)
+        assert_symmetries_preserve_function(model, x, draws=draws, rtol=rtol)
     except AssertionError as err:
         return {"verdict": "misread", "params": params, "why": f"symmetry: {err}"[:300]}
     return {"verdict": "ok", "params": params, "seconds": round(time.perf_counter() - start, 1)}
@@ -103,7 +103,7 @@ def _child(args) -> None:
     limit = int(args.memory_gb * 2**30)
     resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
     try:
-        result = judge(args.source[0], args.models[0], args.size, args.rtol)
+        result = judge(args.source[0], args.models[0], args.size, args.rtol, args.draws)
     except MemoryError:
         result = {"verdict": "out of memory"}
     except Exception as err:  # noqa: BLE001 -- every other failure is a verdict of its own
@@ -121,6 +121,7 @@ def main(argv=None) -> None:
     parser.add_argument("--models", nargs="*", help="only these (default: the issue's list)")
     parser.add_argument("--size", type=int, default=64, help="input size where free")
     parser.add_argument("--rtol", type=float, default=1e-5)
+    parser.add_argument("--draws", type=int, default=2, help="random symmetries per model")
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--memory-gb", type=float, default=16)
     parser.add_argument("--out", type=Path)
@@ -133,7 +134,7 @@ def main(argv=None) -> None:
         names = args.models or (TORCHVISION if source == "torchvision" else TIMM)
         for name in names:
             cmd = [sys.executable, __file__, "--child", "--source", source, "--models", name,
-                   "--size", str(args.size), "--rtol", str(args.rtol),
+                   "--size", str(args.size), "--rtol", str(args.rtol), "--draws", str(args.draws),
                    "--memory-gb", str(args.memory_gb)]
             start = time.perf_counter()
             try:

@@ -89,7 +89,8 @@ def _reshape(r, x, *args, **kwargs):
     followed = follow_reshape(x.shape, x.dim, shape)
     if followed is None or (x.spatial is not None and followed[1] is not None):
         r.refuse(f"cannot follow the feature axis {x.dim} of {list(x.shape)} into "
-                 f"{list(shape)}")
+                 f"{list(shape)}: a reshape that splits the features over several axes (a "
+                 f"channel shuffle, a split into heads) is not read yet")
     dim, spatial = followed
     return x.moved(dim, shape, spatial if spatial is not None else x.spatial)
 
