@@ -276,55 +276,83 @@ def entry_moves(spec, node_perm: Tensor, node_scale: Tensor, nodes: Tensor | Non
     if spec.num_edges and not torch.equal(sorted_keys[where], moved):
         raise RuntimeError("the sampled permutation is not an automorphism of the graph")
     new_edge = order[where]  # [B, E']: old edge edges[e] now sits on edge new_edge[b, e]
+    del moved, where
     P, Q = spec.num_params, len(spec.buffers)
-
-    # Edges: edge (u, v) is scaled by d_v / d_u of its new endpoints.
-    ratio = node_scale.gather(1, dst[new_edge]) / node_scale.gather(1, src[new_edge])
-    if isinstance(edges, slice):  # every edge: block by block, from the spec's runs
-        targets, sources, scales = _edge_entry_moves(spec, new_edge, ratio)
-    else:  # a few layers' edges: their [E', F] features directly
-        old_src = spec.edge_src[edges]
-        mask = old_src < P
-        targets = [spec.edge_src[new_edge][:, mask]]
-        sources = [old_src[mask].expand(B, -1)]
-        scales = [ratio.unsqueeze(-1).expand(B, *old_src.shape)[:, mask]]
 
     # Nodes: the features of old node node_perm[n] now sit on node n; biases scale by d_n.
     old_src, new_src = spec.node_src[node_perm[:, nodes]], spec.node_src[nodes]
     mask = new_src < P
     bias = mask & (torch.arange(new_src.shape[1]) == NODE_BIAS)
-    targets.append(new_src[mask].expand(B, -1))
-    sources.append(old_src[:, mask])
-    scales.append(torch.where(bias, node_scale[:, nodes].unsqueeze(-1), 1.0)[:, mask])
+    node_moves = (new_src[mask].expand(B, -1), old_src[:, mask],
+                  torch.where(bias, node_scale[:, nodes].unsqueeze(-1), 1.0)[:, mask])
     mask = (new_src >= P) & (new_src < P + Q)
-    return EntryMoves(torch.cat(targets, 1), torch.cat(sources, 1), torch.cat(scales, 1),
-                      (new_src[mask] - P).expand(B, -1), old_src[:, mask] - P)
+    buffer_moves = ((new_src[mask] - P).expand(B, -1), old_src[:, mask] - P)
+
+    # Edges: edge (u, v) is scaled by d_v / d_u of its new endpoints.
+    ratio = node_scale.gather(1, dst[new_edge]) / node_scale.gather(1, src[new_edge])
+    if isinstance(edges, slice):  # every edge: block by block, from the spec's runs
+        return EntryMoves(*_edge_entry_moves(spec, new_edge, ratio, node_moves), *buffer_moves)
+    old_src = spec.edge_src[edges]  # a few layers' edges: their [E', F] features directly
+    mask = old_src < P
+    edge_moves = (spec.edge_src[new_edge][:, mask], old_src[mask].expand(B, -1),
+                  ratio.unsqueeze(-1).expand(B, *old_src.shape)[:, mask])
+    return EntryMoves(*(torch.cat(pair, 1) for pair in zip(edge_moves, node_moves, strict=True)),
+                      *buffer_moves)
 
 
-def _edge_entry_moves(spec, new_edge: Tensor, ratio: Tensor):
-    """Where every weight entry on an edge goes, block by block, without the ``[E, F]`` edge
-    map: a block that reads a slice of its tensor holds entry ``k`` of its local edge ``e`` at
+def _run_entries(spec) -> list:
+    """Per run of edges, ``(e, k)`` of the weight entries a gathered block carries (local edge,
+    feature slot), ``K`` (entries per edge) for a block reading a slice, None for none."""
+    if not hasattr(spec, "_run_entries"):
+        P, out = spec.num_params, []
+        for (e0, e1, base, columns), gather in zip(spec.edge_runs, spec.gather_src,
+                                                   strict=True):
+            if gather is not None:
+                out.append(tuple(torch.nonzero(gather < P).T))
+            elif e1 == e0 or base >= P:  # buffers on edges do not move
+                out.append(None)
+            else:
+                out.append(spec.num_edge_features if columns is None else len(columns))
+        spec._run_entries = out
+    return spec._run_entries
+
+
+def _edge_entry_moves(spec, new_edge: Tensor, ratio: Tensor, node_moves):
+    """Where every weight entry goes, edges block by block, without the ``[E, F]`` edge map:
+    a block that reads a slice of its tensor holds entry ``k`` of its local edge ``e`` at
     ``base + e * K + k``, so the entry's new home is the same ``k`` of its new edge (a
-    relabelling keeps every edge in its block); a gathered block looks it up in its own map."""
-    P, B = spec.num_params, new_edge.shape[0]
-    targets, sources, scales = [], [], []
-    for (e0, e1, base, columns), gather in zip(spec.edge_runs, spec.gather_src, strict=True):
-        if e1 == e0 or (gather is None and base >= P):  # buffers on edges do not move
+    relabelling keeps every edge in its block); a gathered block looks it up in its own map.
+    Written into one ``[B, M]`` array each (no concatenated copies), the nodes' moves last."""
+    B = new_edge.shape[0]
+    entries = _run_entries(spec)
+    sizes = [0 if n is None else (n[0].numel() if isinstance(n, tuple) else
+                                  (e1 - e0) * n) for n, (e0, e1, _, _) in
+             zip(entries, spec.edge_runs, strict=True)]
+    total = sum(sizes) + node_moves[0].shape[1]
+    targets = torch.empty(B, total, dtype=torch.long)
+    sources = torch.empty(B, total, dtype=torch.long)
+    scales = torch.empty(B, total, dtype=torch.float64)
+    at = 0
+    for n, size, (e0, e1, base, _), gather in zip(entries, sizes, spec.edge_runs,
+                                                  spec.gather_src, strict=True):
+        if not size:
             continue
         local = new_edge[:, e0:e1] - e0
         if bool(((local < 0) | (local >= e1 - e0)).any()):
             raise RuntimeError("the relabelling moved an edge out of its block")
-        if gather is not None:
-            e, k = torch.nonzero(gather < P).T
-            sources.append(gather[e, k].expand(B, -1))
-            targets.append(gather[local[:, e], k])
+        if isinstance(n, tuple):
+            e, k = n
+            sources[:, at : at + size] = gather[e, k]
+            targets[:, at : at + size] = gather[local[:, e], k]
         else:
-            K = spec.num_edge_features if columns is None else len(columns)
-            j = torch.arange((e1 - e0) * K)
-            e, k = j // K, j % K
-            sources.append((base + j).expand(B, -1))
-            targets.append(base + local[:, e] * K + k)
-        scales.append(ratio[:, e0 + e])
+            j = torch.arange(size)
+            e, k = j // n, j % n
+            sources[:, at : at + size] = base + j
+            targets[:, at : at + size] = base + local[:, e] * n + k
+        scales[:, at : at + size] = ratio[:, e0 + e]
+        at += size
+    for out, part in zip((targets, sources, scales), node_moves, strict=True):
+        out[:, at:] = part
     return targets, sources, scales
 
 
