@@ -255,6 +255,15 @@ def canvas_positions(kernel: tuple[int, int], canvas: tuple[int, int]) -> Tensor
     return (rows * cw + cols).reshape(-1)
 
 
+def _within_heads(n: int, heads: int) -> tuple[Tensor, Tensor]:
+    """Every pair ``(i, j)`` of nodes in the same head of ``n`` nodes cut into ``heads``."""
+    h = n // heads
+    head = torch.arange(heads).view(-1, 1, 1) * h
+    a = torch.arange(h)
+    return ((head + a.view(1, -1, 1)).expand(-1, h, h).reshape(-1),
+            (head + a.view(1, 1, -1)).expand(-1, h, h).reshape(-1))
+
+
 def materialize_edges(
     block: DenseEdges | DiagEdges | HeadEdges,
     set_offset: list[int],
@@ -298,11 +307,7 @@ def materialize_edges(
         return arrays(i, i, pos, (base + i).view(-1, 1), [slot], base)
 
     if isinstance(block, HeadEdges):
-        h = n_src // block.heads
-        head = torch.arange(block.heads).view(-1, 1, 1) * h
-        a = torch.arange(h)
-        src = (head + a.view(1, -1, 1)).expand(-1, h, h).reshape(-1)
-        dst = (head + a.view(1, 1, -1)).expand(-1, h, h).reshape(-1)
+        src, dst = _within_heads(n_src, block.heads)
         return arrays(src, dst, torch.full_like(src, scalar_pos), const_one, [slot])
 
     base = tensor_offset[block.param] + block.offset

@@ -36,21 +36,32 @@ def materialize(spec: GraphSpec):
 
     # Blocks that read a slice of their tensor need no [E, F] index map: their run says it
     # (edge_runs); the full map is built only when something asks for it (spec.edge_src).
-    arrays = [
-        materialize_edges(b, offsets, sizes, tensor_offset, spec.const_zero,
-                          spec.const_one, spec.canvas, spec.kernel_edges, features=False)
-        for b in bp.edges
-    ]
-
-    def cat(xs):
-        return torch.cat(xs) if xs else torch.zeros(0, dtype=torch.long)
-
-    spec.edge_index = torch.stack([cat([a.src for a in arrays]), cat([a.dst for a in arrays])])
-    spec.edge_pos = cat([a.pos for a in arrays])
-    spec.edge_type = cat([torch.full((a.src.numel(),), a.edge_type) for a in arrays])
-    spec.edge_runs = contiguous_runs(arrays)
-    spec.gather_src = [a.feat for a in arrays]  # [E', F] for the blocks that gather, else None
-    del arrays
+    # Per-edge ids in the smallest types that hold them (a VGG has 10^8 edges); each block's
+    # endpoints wait in int32 until the int64 edge_index (PyG's type) is filled at once.
+    pos_type = torch.int16 if max(spec.canvas[0] * spec.canvas[1], _largest_kernel(bp)) < 2**15 \
+        else torch.int32
+    ends, pos, types, runs, gathers = [], [], [], [], []
+    for b in bp.edges:
+        a = materialize_edges(b, offsets, sizes, tensor_offset, spec.const_zero,
+                              spec.const_one, spec.canvas, spec.kernel_edges, features=False)
+        ends.append(torch.stack([a.src, a.dst]).to(torch.int32 if n < 2**31 else torch.long))
+        pos.append(a.pos.to(pos_type))
+        types.append(torch.full((a.src.numel(),), a.edge_type, dtype=torch.int8))
+        runs.append(a)
+        gathers.append(a.feat)  # [E', F] for the blocks that gather, else None
+        a.src = a.dst = a.pos = None
+    E = sum(e.shape[1] for e in ends)
+    spec.edge_index = torch.empty(2, E, dtype=torch.long)
+    at = 0
+    while ends:
+        block = ends.pop(0)
+        spec.edge_index[:, at : at + block.shape[1]] = block
+        at += block.shape[1]
+    spec.edge_pos = torch.cat(pos) if pos else torch.zeros(0, dtype=pos_type)
+    spec.edge_type = torch.cat(types) if types else torch.zeros(0, dtype=torch.int8)
+    spec.edge_runs = contiguous_runs(runs, [t.numel() for t in types])
+    spec.gather_src = gathers
+    del runs, pos, types
     spec._edge_src = None
 
     const = {"zero": spec.const_zero, "one": spec.const_one}
@@ -245,13 +256,19 @@ def _concat_intervals(columns: dict[tuple, set]) -> list[tuple[str, int, int]]:
     return intervals
 
 
-def contiguous_runs(arrays) -> list[tuple[int, int, int, tuple | None]]:
+def _largest_kernel(bp) -> int:
+    """The most entries of any kernel: an edge's position id when read entry by entry."""
+    return max([e.kernel[0] * e.kernel[1] + 1 for e in bp.edges if hasattr(e, "kernel")],
+               default=1)
+
+
+def contiguous_runs(arrays, counts) -> list[tuple[int, int, int, tuple | None]]:
     """``(first edge, end edge, base, columns)`` per block: ``base >= 0`` when the block's
     feature sources are exactly ``base, base + 1, ...`` (a plain slice of the source vector),
     in the slots ``columns`` only when those are given (the others the constant 0), else -1."""
     runs, e0 = [], 0
-    for a in arrays:
-        e1 = e0 + a.src.numel()
+    for a, count in zip(arrays, counts, strict=True):
+        e1 = e0 + count
         runs.append((e0, e1, a.contiguous_base if e1 > e0 else -1, a.columns))
         e0 = e1
     return runs
@@ -303,3 +320,30 @@ def parameter_places(spec) -> Tensor:
     param_from = torch.empty(P, dtype=torch.long)
     param_from[torch.cat(sources)] = torch.cat(places)
     return param_from
+
+
+def edge_features(spec, s: Tensor, gathers: list) -> Tensor:
+    """``s[..., edge_src]`` for source vectors ``s [..., P+Q+2]``, block by block.
+
+    Edges whose features are a contiguous slice of ``s`` (a conv whose kernel fills the
+    canvas: ``W`` in ``(out, in, kh, kw)`` order *is* the edge order) are copied as slices,
+    and so are smaller kernels (a 1x1 conv, a norm's diagonal), into their slots of zeros;
+    only the rest go through their block's index map (``gathers``). The result is identical to
+    ``s[..., edge_src]``.
+    """
+    lead, F = s.shape[:-1], spec.num_edge_features
+    parts = []
+    for (e0, e1, base, columns), gather in zip(spec.edge_runs, gathers, strict=True):
+        n = e1 - e0
+        if base < 0:
+            parts.append(s[..., gather])
+        elif columns is None:
+            parts.append(s[..., base : base + n * F].reshape(*lead, n, F))
+        else:  # a kernel smaller than the canvas: its slots from the slice, zeros elsewhere
+            block = s.new_zeros(*lead, n, F)
+            block[..., list(columns)] = s[..., base : base + n * len(columns)].reshape(
+                *lead, n, len(columns))
+            parts.append(block)
+    if not parts:
+        return s.new_zeros(*lead, 0, F)
+    return torch.cat(parts, dim=-2)

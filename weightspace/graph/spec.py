@@ -37,7 +37,12 @@ from weightspace.graph.blocks import (
 )
 from weightspace.graph.example_inputs import as_tuple, default_example_inputs
 from weightspace.graph.fingerprint import module_fingerprint
-from weightspace.graph.index_maps import build_edge_src, materialize, parameter_places
+from weightspace.graph.index_maps import (
+    build_edge_src,
+    edge_features,
+    materialize,
+    parameter_places,
+)
 from weightspace.graph.layout import FlatLayout, buffer_layout, parameter_layout, split_state
 from weightspace.graph.reader import GraphReader
 from weightspace.graph.symmetry import permutation_groups
@@ -312,32 +317,10 @@ class GraphSpec:
         return torch.cat([vec, buffers.to(vec.dtype), consts], dim=-1)
 
     def edge_features(self, s: Tensor, gathers: list | None = None) -> Tensor:
-        """``s[edge_src]`` for source vectors ``s [..., P+Q+2]`` (``gathers``: this spec's
-        ``gather_src``, e.g. copies already on ``s``'s device).
-
-        Edges whose features are a contiguous slice of ``s`` (a conv whose kernel fills the
-        canvas: ``W`` in ``(out, in, kh, kw)`` order *is* the edge order) are copied as slices,
-        and so are smaller kernels (a 1x1 conv, a norm's diagonal), into their slots of zeros;
-        only the rest go through the index gather. The result is identical to
-        ``s[..., edge_src]``.
-        """
-        gathers = self.gather_src if gathers is None else gathers
-        lead, F = s.shape[:-1], self.num_edge_features
-        parts = []
-        for (e0, e1, base, columns), gather in zip(self.edge_runs, gathers, strict=True):
-            n = e1 - e0
-            if base < 0:
-                parts.append(s[..., gather])
-            elif columns is None:
-                parts.append(s[..., base : base + n * F].reshape(*lead, n, F))
-            else:  # a kernel smaller than the canvas: its slots from the slice, zeros elsewhere
-                block = s.new_zeros(*lead, n, F)
-                block[..., list(columns)] = s[..., base : base + n * len(columns)].reshape(
-                    *lead, n, len(columns))
-                parts.append(block)
-        if not parts:
-            return s.new_zeros(*lead, 0, F)
-        return torch.cat(parts, dim=-2)
+        """``s[edge_src]`` for source vectors ``s [..., P+Q+2]``, block by block
+        (:func:`~weightspace.graph.index_maps.edge_features`; ``gathers``: this spec's
+        ``gather_src``, e.g. copies already on ``s``'s device)."""
+        return edge_features(self, s, self.gather_src if gathers is None else gathers)
 
     def graph(self, vec: Tensor, buffers: Tensor | None = None) -> Data:
         """The parameter graph of the network with weights ``vec`` (and ``buffers``)."""

@@ -51,7 +51,8 @@ class IdEmbedding(nn.Embedding):
         nn.init.normal_(self.weight, std=0.1)
 
     def forward(self, ids: Tensor) -> Tensor:
-        return super().forward((ids + 1).clamp(0, self.num_embeddings - 1))
+        # ids come in the spec's compact integer types (int8 edge types, int16 positions)
+        return super().forward((ids.long() + 1).clamp(0, self.num_embeddings - 1))
 
 
 def value_encoder(d_in: int, hidden: int, nonlinear: bool) -> nn.Module:
