@@ -178,3 +178,24 @@ def test_transposed_convolutions_carry_their_kernels_from_input_to_output():
     assert int(graph.edge_index[0, first]) == spec.set_offset[names.index("bottom.1")]
     assert int(graph.edge_index[1, first]) == spec.set_offset[names.index("up2")]
     assert torch.equal(graph.edge_attr[first].view(3, 3)[:2, :2], model.up2.weight[0, 0])
+
+
+def test_node_values_of_a_norm_over_a_concatenation_are_its_slices():
+    from weightspace.graph.node_values import NodeValues
+
+    torch.manual_seed(0)
+    model = DenseNet().eval()
+    x = torch.randn(3, 3, 8, 8)
+    values = NodeValues(model, IMAGE)(x)
+    spec = ws.GraphSpec.from_module(model, IMAGE)
+    names = [s.name for s in spec.blueprint.sets]
+    hidden = [i for i, s in enumerate(spec.blueprint.sets) if s.role == "hidden"]
+    assert set(hidden) <= set(values)  # every hidden set has its values, parts included
+    with torch.no_grad():  # layer 2's first norm over stem (8) + layer 0 (4) + layer 1 (4)
+        stem = model.stem(x)
+        f0 = model.block[0]([stem])
+        f1 = model.block[1]([stem, f0])
+        normed = model.block[2].norm1(torch.cat([stem, f0, f1], 1))
+    # a set's values are its last tensor's: after the activation recorded on it
+    part = F.relu(normed)[:, 8:12].permute(0, 2, 3, 1).reshape(-1, 4)
+    torch.testing.assert_close(values[names.index("block.2.norm1.8")], part)

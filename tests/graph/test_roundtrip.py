@@ -35,6 +35,8 @@ def test_every_parameter_sits_in_exactly_one_slot(arch):
     sources = torch.cat([spec.edge_src.reshape(-1), spec.node_src.reshape(-1)])
     counts = torch.bincount(sources[sources < spec.num_params], minlength=spec.num_params)
     assert torch.equal(counts, torch.ones_like(counts))
+    # the places from_graph reads, found from the runs, hold exactly those entries
+    assert torch.equal(sources[spec.param_from], torch.arange(spec.num_params))
 
 
 def test_entry_mode_round_trip_and_positions():
@@ -213,3 +215,18 @@ def test_a_module_that_reads_its_version_while_loading_comes_back():
     assert_same_state(model, back)
     merged = ws.merge([model, back])  # loads through the same path
     assert_same_state(model, merged)
+
+
+@pytest.mark.parametrize("kernel_edges", ["channel", "entry"])
+def test_maps_from_runs_agree_with_the_full_map_on_concatenations(kernel_edges):
+    from tests.graph.test_concat import IMAGE, DenseNet, UNet
+
+    for make in (DenseNet, UNet):
+        model = make()
+        spec = ws.GraphSpec.from_module(model, IMAGE, kernel_edges=kernel_edges)
+        s = spec.source(spec.flatten(model), spec.flatten_buffers(model))
+        assert torch.equal(spec.edge_features(s), s[spec.edge_src])
+        sources = torch.cat([spec.edge_src.reshape(-1), spec.node_src.reshape(-1)])
+        assert torch.equal(sources[spec.param_from], torch.arange(spec.num_params))
+        direct = spec.module_graph(model)
+        assert torch.equal(direct.edge_attr, s[spec.edge_src])

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from weightspace.graph.example_inputs import as_tuple, default_example_inputs
 from weightspace.graph.reader import GraphReader
-from weightspace.graph.values import Feat
+from weightspace.graph.values import Cat, Feat
 
 
 def _rows(value: Tensor, feat: Feat) -> Tensor:
@@ -47,25 +47,34 @@ class NodeValues:
         reader = GraphReader(model, inputs)
         self.sets = reader.read().sets
         self._traced = reader.traced
-        chosen: dict[int, tuple[str, Feat]] = {}
+        chosen: dict[int, tuple] = {}
         for node, value in reader.values.items():
-            if isinstance(value, Feat):
-                kept = chosen.get(value.set)
+            # a concatenation holds its parts' values side by side: each is a slice of it
+            parts = [(value, None)] if isinstance(value, Feat) else [
+                (p, (value.dim, start * (1 if p.spatial is None else p.spatial[0] * p.spatial[1]),
+                     p.shape[p.dim]))
+                for p, start in zip(value.parts, value.starts, strict=True)
+            ] if isinstance(value, Cat) else []
+            for feat, part in parts:
+                kept = chosen.get(feat.set)
                 # the last tensor of the set, one with the set's axis alone preferred
-                if kept is None or value.spatial is None or kept[1].spatial is not None:
-                    chosen[value.set] = (node.name, value)
-        self._feat_of_node = dict(chosen.values())
+                if kept is None or feat.spatial is None or kept[1].spatial is not None:
+                    chosen[feat.set] = (node.name, feat, part)
+        self._reads: dict[str, list] = {}
+        for name, feat, part in chosen.values():
+            self._reads.setdefault(name, []).append((feat, part))
 
     @torch.no_grad()
     def __call__(self, *inputs) -> dict[int, Tensor]:
-        feat_of_node, out = self._feat_of_node, {}
+        reads, out = self._reads, {}
 
         class _Keep(fx.Interpreter):
             def run_node(self, n):
                 result = super().run_node(n)
-                feat = feat_of_node.get(n.name)
-                if feat is not None and isinstance(result, Tensor):
-                    out[feat.set] = _rows(result, feat)
+                if isinstance(result, Tensor):
+                    for feat, part in reads.get(n.name, ()):
+                        value = result if part is None else result.narrow(*part)
+                        out[feat.set] = _rows(value, feat)
                 return result
 
         _Keep(self._traced).run(*inputs)

@@ -21,7 +21,7 @@ def _norm(r, path, x, dim, size, weight: str | None, bias: str | None, stats=Non
     """A new set tied to each part of ``x`` (one, unless ``x`` is a concatenation), with the
     part's share of the scale ``weight``, shift ``bias`` and running ``stats`` (mean, var)."""
     parts = r.parts(x, dim=dim, size=size, what=f"norm layer {path!r}")
-    r.use(x, "other")
+    r.use(x if isinstance(x, Cat) else parts[0][0], "other")
     slots = [(NODE_BIAS, bias)] + (
         [(NODE_RUNNING_MEAN, stats[0]), (NODE_RUNNING_VAR, stats[1])] if stats else [])
     outs = []
