@@ -199,3 +199,17 @@ def test_node_values_of_a_norm_over_a_concatenation_are_its_slices():
     # a set's values are its last tensor's: after the activation recorded on it
     part = F.relu(normed)[:, 8:12].permute(0, 2, 3, 1).reshape(-1, 4)
     torch.testing.assert_close(values[names.index("block.2.norm1.8")], part)
+
+
+def test_a_tensor_concatenated_with_itself_is_refused():
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Conv2d(3, 4, 1), nn.Conv2d(8, 2, 1)
+
+        def forward(self, x):
+            h = self.a(x)
+            return self.b(torch.cat([h, h], 1))
+
+    with pytest.raises(UnsupportedModuleError, match="concatenates a feature tensor with itself"):
+        ws.GraphSpec.from_module(Twice(), IMAGE)

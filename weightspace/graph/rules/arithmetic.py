@@ -209,6 +209,8 @@ def _feature_cat(r, tensors, d: int, shape) -> Cat:
         t = r.feat(t, dim=d)
         parts.append(t)
         sizes.append(r.bp.sets[t.set].size)
+    if len({p.set for p in parts}) < len(parts):
+        r.refuse("concatenates a feature tensor with itself (its nodes would appear twice)")
     spatial = {p.spatial for p in parts}
     if len(spatial) > 1:
         r.refuse("concatenates flattened feature maps of different sizes")
