@@ -16,6 +16,7 @@ so run it from an environment holding both. Usage::
 
     python scripts/check_breadth.py [--source torchvision timm] [--models resnet18 ...]
         [--size 64] [--draws 2] [--timeout 600] [--memory-gb 16] [--out breadth.json]
+        [--graph-only channel|entry]   # only the first to_graph: its time and peak memory
 """
 
 from __future__ import annotations
@@ -97,13 +98,33 @@ def judge(source: str, name: str, size: int, rtol: float, draws: int = 2) -> dic
     return {"verdict": "ok", "params": params, "seconds": round(time.perf_counter() - start, 1)}
 
 
+def graph_only(source: str, name: str, size: int, kernel_edges: str) -> dict:
+    """Build one model and time its first ``to_graph`` alone; the peak memory reported with
+    it then counts the model, torch and the spec and graph, nothing of the checks."""
+    import torch
+
+    import weightspace as ws
+
+    model = build(source, name).eval()
+    x = torch.zeros(1, 3, SIZES.get(name, size), SIZES.get(name, size))
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    start = time.perf_counter()
+    graph = ws.to_graph(model, x, kernel_edges=kernel_edges)
+    return {"verdict": "ok", "seconds": round(time.perf_counter() - start, 1),
+            "edges": int(graph.num_edges), "before_gb": round(base, 2),
+            "why": f"{kernel_edges} edges: {graph.num_edges:,} x {graph.edge_attr.shape[1]}; "
+                   f"model and torch alone {base:.2f} GB"}
+
+
 def _child(args) -> None:
     # the data segment (what tensors allocate), not the address space: a CUDA build of torch
     # maps gigabytes of libraries it never touches on a CPU
     limit = int(args.memory_gb * 2**30)
     resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
     try:
-        result = judge(args.source[0], args.models[0], args.size, args.rtol, args.draws)
+        result = (graph_only(args.source[0], args.models[0], args.size, args.graph_only)
+                  if args.graph_only else
+                  judge(args.source[0], args.models[0], args.size, args.rtol, args.draws))
     except MemoryError:
         result = {"verdict": "out of memory"}
     except Exception as err:  # noqa: BLE001 -- every other failure is a verdict of its own
@@ -122,6 +143,8 @@ def main(argv=None) -> None:
     parser.add_argument("--size", type=int, default=64, help="input size where free")
     parser.add_argument("--rtol", type=float, default=1e-5)
     parser.add_argument("--draws", type=int, default=2, help="random symmetries per model")
+    parser.add_argument("--graph-only", choices=["channel", "entry"],
+                        help="only time the first to_graph with these kernel edges (memory)")
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--memory-gb", type=float, default=16)
     parser.add_argument("--out", type=Path)
@@ -136,6 +159,7 @@ def main(argv=None) -> None:
             cmd = [sys.executable, __file__, "--child", "--source", source, "--models", name,
                    "--size", str(args.size), "--rtol", str(args.rtol), "--draws", str(args.draws),
                    "--memory-gb", str(args.memory_gb)]
+            cmd += ["--graph-only", args.graph_only] if args.graph_only else []
             start = time.perf_counter()
             try:
                 done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
