@@ -145,3 +145,16 @@ def test_recalibrated_batchnorm_holds_the_pruned_networks_statistics(digits):
                                rtol=1e-4, atol=1e-5)
     assert not pruned.training and pruned.bn1.momentum == net.bn1.momentum
     assert recalibrate_batchnorm(SmallCNN(), x) is not None  # no BatchNorm: nothing to do
+
+
+def test_a_network_torch_pruning_breaks_is_named_with_the_way_out():
+    # Torch-Pruning cuts a Fire module's channels but not the Linear reading their flattened
+    # concatenation: the pruned copy cannot run. Named, with the fix; keeping those layers works.
+    from tests.graph.test_concat import IMAGE, SqueezeNet
+
+    torch.manual_seed(0)
+    with pytest.raises(ValueError, match=r"left SqueezeNet unable to run.*ignored_layers"):
+        ws.prune(SqueezeNet().eval(), IMAGE, 1.5)
+    pruned, report = ws.prune(SqueezeNet().eval(), IMAGE, 1.2,
+                              ignored_layers=["fire2.expand1x1", "fire2.expand3x3"])
+    assert report.speedup >= 1.2 and pruned(IMAGE).shape == (2, 4)

@@ -138,7 +138,14 @@ def prune_search(model: nn.Module, example_inputs, speedup: float, importance: s
                     ignored_layers=[paths_of[p] for p in ignored_paths])
             with torch.no_grad():
                 pruner.step()
-        return net, base_macs / count_macs(net, inputs)[0]
+        try:
+            macs = count_macs(net, inputs)[0]
+        except RuntimeError as err:  # Torch-Pruning cut channels its dependency graph missed
+            reason = str(err).splitlines()[0]
+            raise ValueError(f"Torch-Pruning's pass at ratio {ratio:.3g} left "
+                             f"{type(model).__name__} unable to run ({reason}): keep the layers "
+                             f"before the failing one with ignored_layers=[...]") from None
+        return net, base_macs / macs
 
     if ratio is not None:
         if not 0 <= ratio <= max_ratio:
