@@ -79,6 +79,18 @@ def _output_layers(model: nn.Module, example_inputs) -> list[nn.Module]:
     return layers[-1:]
 
 
+def _runnable_macs(net: nn.Module, inputs, ratio: float) -> float:
+    """The MACs of a network Torch-Pruning pruned at ``ratio``, or a one-line error when the
+    pass left it unable to run (it cut channels on one side of a dependency it missed)."""
+    try:
+        return count_macs(net, inputs)[0]
+    except RuntimeError as err:
+        reason = str(err).splitlines()[0]
+        raise ValueError(f"Torch-Pruning's pass at ratio {ratio:.3g} left {type(net).__name__} "
+                         f"unable to run ({reason}): keep the layers before the failing one "
+                         f"with ignored_layers=[...]") from None
+
+
 def prune_to_speedup(model: nn.Module, example_inputs, speedup: float,
                      importance: str = "group_l2", ignored_layers=None,
                      max_ratio: float = 0.95) -> nn.Module:
@@ -138,14 +150,7 @@ def prune_search(model: nn.Module, example_inputs, speedup: float, importance: s
                     ignored_layers=[paths_of[p] for p in ignored_paths])
             with torch.no_grad():
                 pruner.step()
-        try:
-            macs = count_macs(net, inputs)[0]
-        except RuntimeError as err:  # Torch-Pruning cut channels its dependency graph missed
-            reason = str(err).splitlines()[0]
-            raise ValueError(f"Torch-Pruning's pass at ratio {ratio:.3g} left "
-                             f"{type(model).__name__} unable to run ({reason}): keep the layers "
-                             f"before the failing one with ignored_layers=[...]") from None
-        return net, base_macs / macs
+        return net, base_macs / _runnable_macs(net, inputs, ratio)
 
     if ratio is not None:
         if not 0 <= ratio <= max_ratio:
