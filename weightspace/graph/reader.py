@@ -299,18 +299,18 @@ class GraphReader:
             self.refuse(f"{what} expects {size} features, got {x.shape[x.dim]}")
         return x
 
-    def parts(self, x, dim: int, size: int | None = None, what="this layer"
-              ) -> list[tuple[Feat, int]]:
-        """``x``'s feature tensors and the first channel of each: one for a feature tensor
-        (``[(x, 0)]``), one per part for a concatenation (:class:`Cat`)."""
+    def features(self, x, dim: int, size: int | None = None, what="this layer") -> Feat | Cat:
+        """:meth:`feat` for a rule that also reads a concatenation (:class:`Cat`): ``x``
+        resolved, with its feature axis and size checked (a concatenation's parts:
+        :func:`~weightspace.graph.values.parts_of`)."""
         if not isinstance(x, Cat):
-            return [(self.feat(x, dim=dim, size=size, what=what), 0)]
+            return self.feat(x, dim=dim, size=size, what=what)
         if x.dim != dim % len(x.shape):
             self.refuse(f"{what} reads axis {dim % len(x.shape)} of a concatenation whose "
                         f"features lie on axis {x.dim}")
         if size is not None and x.spatial is None and sum(x.sizes) != size:
             self.refuse(f"{what} expects {size} features, got {sum(x.sizes)}")
-        return list(zip(x.parts, x.starts, strict=True))
+        return x
 
     @staticmethod
     def _shape(node) -> tuple | None:

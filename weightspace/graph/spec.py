@@ -7,7 +7,7 @@ vector* be ``s = [v; u; 0; 1] in R^(P+Q+2)``. The spec holds
 - two gather maps ``node_src [N, 3]`` and ``edge_src [E, F]`` of indices into ``s``, so that a
   network's graph is ``x = s[node_src]``, ``edge_attr = s[edge_src]`` -- one gather each;
 - their inverse: every parameter entry sits in exactly one feature slot (checked when the spec
-  is built; a shared tensor, one per use: ``param_from`` reads its last), so
+  is built; a shared tensor, one per use: ``param_from`` reads one of them), so
   ``v = [edge_attr.flatten(); x.flatten()][param_from]`` recovers the weights bit for bit,
   and likewise for the buffers that nodes carry (the rest travel as ``extra_buffers``).
 

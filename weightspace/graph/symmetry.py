@@ -300,10 +300,10 @@ def entry_moves(spec, node_perm: Tensor, node_scale: Tensor, nodes: Tensor | Non
                       *buffer_moves)
 
 
-def _run_entries(spec) -> list:
+def _moving_entries(spec) -> list:
     """Per run of edges, ``(e, k)`` of the weight entries a gathered block carries (local edge,
     feature slot), ``K`` (entries per edge) for a block reading a slice, None for none."""
-    if not hasattr(spec, "_run_entries"):
+    if not hasattr(spec, "_moving_entries"):
         P, out = spec.num_params, []
         for (e0, e1, base, columns), gather in zip(spec.edge_runs, spec.gather_src,
                                                    strict=True):
@@ -313,8 +313,8 @@ def _run_entries(spec) -> list:
                 out.append(None)
             else:
                 out.append(spec.num_edge_features if columns is None else len(columns))
-        spec._run_entries = out
-    return spec._run_entries
+        spec._moving_entries = out
+    return spec._moving_entries
 
 
 def _edge_entry_moves(spec, new_edge: Tensor, ratio: Tensor, node_moves):
@@ -324,7 +324,7 @@ def _edge_entry_moves(spec, new_edge: Tensor, ratio: Tensor, node_moves):
     relabelling keeps every edge in its block); a gathered block looks it up in its own map.
     Written into one ``[B, M]`` array each (no concatenated copies), the nodes' moves last."""
     B = new_edge.shape[0]
-    entries = _run_entries(spec)
+    entries = _moving_entries(spec)
     sizes = [0 if n is None else (n[0].numel() if isinstance(n, tuple) else
                                   (e1 - e0) * n) for n, (e0, e1, _, _) in
              zip(entries, spec.edge_runs, strict=True)]

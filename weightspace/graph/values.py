@@ -79,6 +79,12 @@ class Cat:
         return replace(self, parts=tuple(fn(p) for p in self.parts))
 
 
+def parts_of(x: Feat | Cat) -> list[tuple[Feat, int]]:
+    """The feature tensors of ``x`` and the first channel of each: ``[(x, 0)]`` for a feature
+    tensor, one per part for a concatenation."""
+    return list(zip(x.parts, x.starts, strict=True)) if isinstance(x, Cat) else [(x, 0)]
+
+
 @dataclass(frozen=True)
 class LazyInput:
     """A positional input of ``forward`` (or a view of one) not yet read by a layer.

@@ -11,7 +11,7 @@ from weightspace.graph.blocks import (
     DenseEdges,
 )
 from weightspace.graph.rules.registry import reads_concat, register_function, register_module
-from weightspace.graph.values import Cat, Feat, ParamRef
+from weightspace.graph.values import Cat, Feat, ParamRef, parts_of
 from weightspace.graph.vocab import EdgeType, NodeType
 
 
@@ -23,19 +23,14 @@ def bias_name(module: nn.Module, path: str, attr: str = "bias") -> str | None:
 def dense_edges(r, x, out: int, edge_type, weight: str, kernel=(1, 1), n_channels=None):
     """Edges from every node of ``x`` (each part of a concatenation, with its weight columns:
     ``DenseEdges.in_offset``) into set ``out``; ``x`` has ``n_channels`` in all."""
-    parts = zip(x.parts, x.starts, strict=True) if isinstance(x, Cat) else [(x, 0)]
     total = n_channels if isinstance(x, Cat) else 0
-    for part, start in parts:
+    for part, start in parts_of(x):
         r.edges(DenseEdges(part.set, out, edge_type, weight, kernel=kernel, in_offset=start,
                            in_total=total))
 
 
 def linear(r, x, weight: str, bias: str | None, n_out: int, n_in: int, path: str):
-    if not isinstance(x, Cat):
-        x = r.feat(x, dim=-1, what=f"linear layer {path!r}")
-    elif x.dim != len(x.shape) - 1:
-        r.refuse(f"linear layer {path!r} reads axis {len(x.shape) - 1} of a concatenation "
-                 f"along axis {x.dim}")
+    x = r.features(x, dim=-1, what=f"linear layer {path!r}")
     C = sum(x.sizes) if isinstance(x, Cat) else r.bp.sets[x.set].size
     if x.spatial is not None:
         h, w = x.spatial
@@ -75,12 +70,9 @@ def _linear_function(r, x, weight, bias=None):
 @reads_concat
 def _conv(r, m, path, x):
     what = f"convolution {path!r}"
-    if isinstance(x, Cat):
-        r.parts(x, dim=1, size=m.in_channels, what=what)
-        if m.groups > 1:
-            r.refuse(f"{what} with groups reads a concatenation along its input channels")
-    else:
-        x = r.feat(x, dim=1, size=m.in_channels, what=what)
+    x = r.features(x, dim=1, size=m.in_channels, what=what)
+    if isinstance(x, Cat) and m.groups > 1:
+        r.refuse(f"{what} with groups reads a concatenation along its input channels")
     r.use(x, "linear")
     kernel = tuple(m.kernel_size)
     kernel = (1, kernel[0]) if len(kernel) == 1 else kernel
@@ -105,13 +97,13 @@ def _conv_transpose(r, m, path, x, output_size=None):
     concatenated input reads its own rows, a contiguous slice."""
     if m.groups > 1:
         r.refuse("transposed convolution with groups is not read yet")
-    parts = r.parts(x, dim=1, size=m.in_channels, what=f"transposed convolution {path!r}")
+    x = r.features(x, dim=1, size=m.in_channels, what=f"transposed convolution {path!r}")
     r.use(x, "linear")
     kernel = tuple(m.kernel_size)
     kernel = (1, kernel[0]) if len(kernel) == 1 else kernel
     out = r.new_set(path, m.out_channels, NodeType.CONV, scalable=True)
     K = kernel[0] * kernel[1]
-    for part, start in parts:
+    for part, start in parts_of(x):
         r.edges(DenseEdges(part.set, out, EdgeType.CONV_TRANSPOSE, f"{path}.weight",
                            offset=start * m.out_channels * K, kernel=kernel, transposed=True))
     r.node_slot(out, NODE_BIAS, bias_name(m, path))

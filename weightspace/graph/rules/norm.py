@@ -13,15 +13,16 @@ from weightspace.graph.blocks import (
 )
 from weightspace.graph.rules.dense import bias_name
 from weightspace.graph.rules.registry import reads_concat, register_function, register_module
-from weightspace.graph.values import Cat, Feat, ParamRef
+from weightspace.graph.values import Cat, Feat, ParamRef, parts_of
 from weightspace.graph.vocab import EdgeType, NodeType
 
 
 def _norm(r, path, x, dim, size, weight: str | None, bias: str | None, stats=None):
     """A new set tied to each part of ``x`` (one, unless ``x`` is a concatenation), with the
     part's share of the scale ``weight``, shift ``bias`` and running ``stats`` (mean, var)."""
-    parts = r.parts(x, dim=dim, size=size, what=f"norm layer {path!r}")
-    r.use(x if isinstance(x, Cat) else parts[0][0], "other")
+    x = r.features(x, dim=dim, size=size, what=f"norm layer {path!r}")
+    r.use(x, "other")
+    parts = parts_of(x)
     slots = [(NODE_BIAS, bias)] + (
         [(NODE_RUNNING_MEAN, stats[0]), (NODE_RUNNING_VAR, stats[1])] if stats else [])
     outs = []

@@ -23,48 +23,39 @@ def register_module(*types):
     return deco
 
 
-def register_module_name(*qualnames):
-    """Register a rule for modules whose class is ``module.QualName`` (exactly: a subclass is
-    traced through), for classes of libraries weightspace does not import (timm)."""
+def _register_in(table: dict, keys):
+    """A decorator that files its rule (or forward) in ``table`` under each of ``keys``."""
     def deco(rule):
-        for n in qualnames:
-            _NAMED_RULES[n] = rule
+        for key in keys:
+            table[key] = rule
         return rule
 
     return deco
 
 
-def _qualname(module: nn.Module) -> str:
-    return f"{type(module).__module__}.{type(module).__qualname__}"
+def _qualname(obj) -> str:
+    """``module.QualName`` of a class or function (how rules of other libraries are named)."""
+    return f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', '')}"
+
+
+def register_module_name(*qualnames):
+    """Register a rule for modules whose class is ``module.QualName`` (exactly: a subclass is
+    traced through), for classes of libraries weightspace does not import (timm)."""
+    return _register_in(_NAMED_RULES, qualnames)
 
 
 def register_function_name(*qualnames):
     """Register a rule for functions named ``module.qualname`` (a library not imported here,
     such as torchvision's ``stochastic_depth``, which fx records as a call)."""
-    def deco(rule):
-        for n in qualnames:
-            _NAMED_FUNCTION_RULES[n] = rule
-        return rule
-
-    return deco
+    return _register_in(_NAMED_FUNCTION_RULES, qualnames)
 
 
 def register_function(*fns):
-    def deco(rule):
-        for f in fns:
-            _FUNCTION_RULES[f] = rule
-        return rule
-
-    return deco
+    return _register_in(_FUNCTION_RULES, fns)
 
 
 def register_method(*names):
-    def deco(rule):
-        for n in names:
-            _METHOD_RULES[n] = rule
-        return rule
-
-    return deco
+    return _register_in(_METHOD_RULES, names)
 
 
 def reads_concat(rule):
@@ -80,12 +71,7 @@ def register_forward(*types):
     forward torch.fx cannot trace (fast paths that branch on tensor properties): called as
     ``forward(module, *args, **kwargs)`` while tracing, it must compute what the module's own
     forward computes. Its submodules are then read by their rules."""
-    def deco(forward):
-        for t in types:
-            _FORWARDS[t] = forward
-        return forward
-
-    return deco
+    return _register_in(_FORWARDS, types)
 
 
 def traced_forward(module: nn.Module) -> Callable | None:
@@ -104,8 +90,8 @@ def module_rule(module: nn.Module):
     for t, rule in _MODULE_RULES:
         if type(module) is t:
             return rule
-    if _NAMED_RULES and _qualname(module) in _NAMED_RULES:
-        return _NAMED_RULES[_qualname(module)]
+    if _NAMED_RULES and _qualname(type(module)) in _NAMED_RULES:
+        return _NAMED_RULES[_qualname(type(module))]
     for t, rule in _MODULE_RULES:
         if isinstance(module, t) and type(module).forward is t.forward:
             return rule
@@ -127,9 +113,7 @@ def function_rule(node):
         return _METHOD_RULES.get(node.target)
     rule = _FUNCTION_RULES.get(node.target)
     if rule is None and _NAMED_FUNCTION_RULES:
-        t = node.target
-        rule = _NAMED_FUNCTION_RULES.get(f"{getattr(t, '__module__', '')}."
-                                         f"{getattr(t, '__qualname__', '')}")
+        rule = _NAMED_FUNCTION_RULES.get(_qualname(node.target))
     return rule
 
 

@@ -51,9 +51,7 @@ def _identity(r, x, *args, **kwargs):
 def _pool(r, x, how: str):
     if isinstance(x, LazyInput):
         return LazyInput(x.index, r.out_shape(), x.integer)
-    if not isinstance(x, Cat):
-        x = r.feat(x, dim=1, what="pooling")
-    r.parts(x, dim=1, what="pooling")
+    x = r.features(x, dim=1, what="pooling")
     r.use(x, how)
     return x.moved(1, r.out_shape())
 
