@@ -17,8 +17,9 @@ For each pair, on the test images:
 
 Networks with BatchNorm have their statistics re-estimated on the training images at every
 point of either path, as REPAIR and Git Re-Basin do. Widths are 4x the recipes' defaults, as
-in Git Re-Basin, where matching needs room. ``--resnet18 N`` times weight matching of N pairs
-of ResNet-18 (CIFAR layout, 11.2M parameters) at their initialisation (no CIFAR data here).
+in Git Re-Basin, where matching needs room (``resnet_8x``: 8x). ``--resnet18 N`` times weight
+matching of N pairs of ResNet-18 (CIFAR layout, 11.2M parameters) at their initialisation (no
+CIFAR data here).
 
     python scripts/bench_merge.py [--pairs 10] [--epochs 30] [--archs mlp cnn resnet vit]
     python scripts/bench_merge.py --resnet18 3 --archs
@@ -45,6 +46,7 @@ ARCHS = {
     "mlp": lambda: MLP(64, [256, 256], 10),  # digits_mlp is 64 wide at most
     "cnn": lambda: SmallCNN(1, 64, 10),  # digits_cnn: 16 channels
     "resnet": lambda: ResNet((1, 1), (64, 128), 1, 10, 8),  # digits_resnet: 16, 32
+    "resnet_8x": lambda: ResNet((1, 1), (128, 256), 1, 10, 8),
     "vit": lambda: TinyViT(8, 2, 1, 64, 2, 4, 10),  # 16 patches of 2x2, 4 heads of 16
 }
 

@@ -48,6 +48,16 @@ class DigitsINR(Recipe):
         """``[S, d]``: the coordinates every signal is sampled at."""
         return pixel_grid()
 
+    def probe_inputs(self, k: int, seed: int = 0) -> torch.Tensor:
+        """``[k, d]``: ``k`` of the :meth:`coords`, evenly spread over their order (all of them
+        when ``k`` is their number). An INR's inputs are coordinates, not signals: its values
+        there are the signal it renders, which is what a classifier of INRs should see."""
+        coords = self.coords()
+        if not 1 <= k <= len(coords):
+            raise ValueError(f"model.probes={k}: {self.name}'s signals have {len(coords)} "
+                             f"coordinates to probe at; use 1 to {len(coords)}")
+        return coords[torch.linspace(0, len(coords) - 1, k).round().long()]
+
     def run(self, run_id: int, seed: int) -> Run:
         copies = int(self.config.get("copies", 1))
         n_images = len(self.signals()[1])

@@ -99,6 +99,28 @@ def test_distances_of_zoo_rows_to_one_network():
     assert pair[0, 2] == 0 and pair[0, 1] > 0.1
 
 
+def test_running_statistics_move_but_do_not_steer_the_matching():
+    """BatchNorm statistics are re-estimated after a merge, so only parameters enter the cost:
+    the same weights with other statistics match the same way, and zoo rows of a BatchNorm
+    network need no buffers."""
+    from weightspace.alignment import distances
+
+    a, b = build("resnet_blocks", 0), build("resnet_blocks", 1)
+    spec = ws.GraphSpec.from_module(a)
+    shifted = copy.deepcopy(b)
+    for m in shifted.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.normal_(generator=torch.Generator().manual_seed(0))
+            m.running_var.uniform_(0.1, 10.0)
+    t = weight_matching(spec, spec.flatten(a), spec.flatten(b))
+    assert torch.equal(t.node_perm, weight_matching(spec, spec.flatten(a),
+                                                    spec.flatten(shifted)).node_perm)
+    assert not torch.equal(t.node_perm, torch.arange(spec.num_nodes))
+    back = relabelled(b, seed=2)  # a row's buffers travel with it where a module is built
+    d = distances(spec, spec.flatten(b), torch.stack([spec.flatten(back), spec.flatten(a)]))
+    assert d[0] == 0 and d[1] > 0.1
+
+
 @pytest.mark.parametrize("name", ["mlp", "small_cnn", "resnet_blocks", "tiny_vit"])
 def test_scale_matching_undoes_positive_rescalings(name):
     """A copy permuted and rescaled behind its ReLUs comes back to (nearly) zero distance only

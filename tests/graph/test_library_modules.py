@@ -145,13 +145,64 @@ class LinearNorm(nn.Module):
         return self.head(F.hardswish(self.bn(h.flatten(0, 1)).reshape_as(h)))
 
 
+class Mlp(nn.Module):
+    """timm's Mlp: fc1, activation, dropout, fc2."""
+
+    def __init__(self, features, hidden):
+        super().__init__()
+        self.fc1, self.act, self.drop = nn.Linear(features, hidden), nn.GELU(), nn.Dropout(0.1)
+        self.fc2 = nn.Linear(hidden, features)
+
+    def forward(self, x):
+        return self.fc2(self.drop(self.act(self.fc1(x))))
+
+
+class Mixer(nn.Module):
+    """MLP-Mixer as timm writes it: a patch stem, blocks that mix the tokens with an Mlp on
+    the transposed tensor and then the channels, a norm, a mean over tokens, a head."""
+
+    def __init__(self, dim=6, tokens=16, token_hidden=5, blocks=2):
+        super().__init__()
+        self.stem = nn.Conv2d(3, dim, 2, 2)
+        self.norms1 = nn.ModuleList(nn.LayerNorm(dim) for _ in range(blocks))
+        self.mlp_tokens = nn.ModuleList(Mlp(tokens, token_hidden) for _ in range(blocks))
+        self.norms2 = nn.ModuleList(nn.LayerNorm(dim) for _ in range(blocks))
+        self.mlp_channels = nn.ModuleList(Mlp(dim, 2 * dim) for _ in range(blocks))
+        self.norm, self.head = nn.LayerNorm(dim), nn.Linear(dim, 3)
+
+    def forward(self, x):
+        x = self.stem(x).flatten(2).transpose(1, 2)
+        for n1, tok, n2, ch in zip(self.norms1, self.mlp_tokens, self.norms2,
+                                   self.mlp_channels, strict=True):
+            x = x + tok(n1(x).transpose(1, 2)).transpose(1, 2)
+            x = x + ch(n2(x))
+        return self.head(self.norm(x).mean(1))
+
+
+class TokenLinear(nn.Module):
+    """One Linear along the tokens (gMLP's spatial projection), added to its input."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc, self.proj, self.head = nn.Linear(5, 8), nn.Linear(6, 6), nn.Linear(8, 2)
+
+    def forward(self, x):
+        h = torch.relu(self.fc(x))
+        return self.head(h + self.proj(h.transpose(-1, -2)).transpose(-1, -2))
+
+    def example_inputs(self):  # the token count is part of the architecture
+        return (torch.zeros(2, 6, 5),)
+
+
 IMAGE = torch.zeros(2, 3, 8, 8)
 
 
 @pytest.mark.parametrize("make,inputs", [(ConvNorms, IMAGE), (Block, torch.zeros(2, 6, 5)),
                                          (Pooling, IMAGE), (MBConv, IMAGE),
-                                         (LinearNorm, torch.zeros(2, 6, 5))],
-                         ids=["norms", "attention", "pool", "stochastic-depth", "linear-norm"])
+                                         (LinearNorm, torch.zeros(2, 6, 5)),
+                                         (Mixer, IMAGE), (TokenLinear, torch.zeros(2, 6, 5))],
+                         ids=["norms", "attention", "pool", "stochastic-depth", "linear-norm",
+                              "mixer", "token-linear"])
 def test_library_modules_round_trip_with_their_symmetries(make, inputs):
     torch.manual_seed(0)
     model = make().eval()
@@ -200,3 +251,35 @@ def test_stochastic_depth_in_training_mode_is_refused():
     with pytest.raises(UnsupportedModuleError, match=r"stochastic depth in training mode.*"
                                                      r"\.eval\(\)"):
         ws.GraphSpec.from_module(Training().train(), IMAGE)
+
+
+def test_token_mixing_moves_its_hidden_tokens_and_fixes_the_positions():
+    """A Linear along the tokens is one map shared by every channel: its hidden tokens
+    permute, the positions it reads and writes do not, the channels pass through it."""
+    spec = ws.GraphSpec.from_module(Mixer(), IMAGE)
+    names = [s.name for s in spec.blueprint.sets]
+    assert int((spec.edge_type == EdgeType.TOKEN_MIX).sum()) == 2 * (2 * 16 * 5)
+
+    def group(name):
+        return next(g for g in spec.permutation_groups if names.index(name) in g.sets)
+
+    hidden = group("mlp_tokens.0.fc1")
+    assert not hidden.fixed and hidden.blocks == 1 and hidden.size == 5
+    assert group("mlp_tokens.0.fc1.positions").fixed
+    out = group("mlp_tokens.0.fc2")
+    assert out.block_group == "fixed" and out.blocks == out.size  # positions: no move
+    # the token MLP's output carries the channels of norms1.0, tied to the residual stream
+    assert names.index("stem") in group("norms1.0").sets
+
+
+def test_a_token_mixed_tensor_read_before_it_is_transposed_back_is_refused():
+    from weightspace.errors import UnsupportedModuleError
+
+    class Unfinished(Mixer):
+        def forward(self, x):
+            x = self.stem(x).flatten(2).transpose(1, 2)
+            return self.head(self.mlp_tokens[0](x.transpose(1, 2)).sum(-1))
+
+    with pytest.raises(UnsupportedModuleError, match="mixed along an axis other than its "
+                                                     "features"):
+        ws.GraphSpec.from_module(Unfinished(), IMAGE)

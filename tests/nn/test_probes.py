@@ -60,14 +60,20 @@ def test_probe_values_move_with_their_nodes(name, covered):
 
 
 @pytest.mark.parametrize("name", ["siren", "resnet_blocks"])
-def test_gmn_with_probes_stays_invariant(name):
+@pytest.mark.parametrize("outputs", [False, True])
+def test_gmn_with_probes_stays_invariant(name, outputs):
     spec, vecs, bufs = batch_of(name)
     t = sample_symmetries(spec, vecs.shape[0], torch.Generator().manual_seed(3), sign=False,
                           scale=False)
     torch.manual_seed(0)
+    options = {"readout": "layers", "outputs": True} if outputs else {}
     model = WeightSpaceModel("gmn", spec, out_dim=3, hidden=16, layers=2, probes=5,
-                             networks=[build(name)]).eval()
+                             networks=[build(name)], **options).eval()
     model.fit_normalization([vecs * 3])
+    if outputs and name == "siren":  # the outputs' probe values, standardised, reach the readout
+        extra = model._output_probes(vecs * 3, None, 0)
+        torch.testing.assert_close(model.outputs_mean, extra.mean(0))
+        assert model.net.readout.extra == 5 * 1
     with torch.no_grad():
         out = model(vecs, bufs)
         moved = model(t(vecs), None if bufs is None else t.buffers(bufs))
@@ -100,10 +106,28 @@ def test_probe_data_val_reads_the_recipes_validation_inputs():
     val = recipe_for(recipe).data()["val"][0]
     assert inputs.shape == (5, *val.shape[1:])
     assert all((val == x).flatten(1).all(1).any() for x in inputs)  # rows of the val split
+
+
+def test_an_inr_zoo_is_probed_at_its_signals_coordinates():
+    """An INR's inputs are coordinates: ``probe_data=val`` evaluates it at K of the points its
+    signal is sampled at, so its output's probe values are the signal it renders there."""
     inr = OmegaConf.to_container(compose("build_zoo", ["zoo=digits_inr"]).zoo)
-    siren = recipe_for(inr).build(recipe_for(inr).run(0, 0))
-    with pytest.raises(ValueError, match="no data to probe with"):
-        WeightSpaceModel.from_config(cfg, ws.GraphSpec.from_module(siren), recipe=inr)
+    maker = recipe_for(inr)
+    run = maker.run(0, 0)
+    siren = maker.fit_alone(run, steps=5)
+    spec = ws.GraphSpec.from_module(siren)
+    cfg = OmegaConf.create({"name": "gmn", "hidden": 8, "layers": 1, "probes": 64,
+                            "probe_data": "val"})
+    model = WeightSpaceModel.from_config(cfg, spec, recipe=inr)
+    coords = maker.coords()
+    assert torch.equal(model._probes[0].probes, coords)  # all 64 pixels, in order
+    values = model._probes[0](spec.flatten(siren).unsqueeze(0))
+    with torch.no_grad():
+        rendered = siren(coords)[:, 0]
+    torch.testing.assert_close(values[0, -1], squash(rendered).to(values))  # the output node
+    assert torch.equal(maker.probe_inputs(3), coords[[0, 32, 63]])
+    with pytest.raises(ValueError, match="64 coordinates"):
+        WeightSpaceModel.from_config(OmegaConf.merge(cfg, {"probes": 65}), spec, recipe=inr)
 
 
 def test_statnn_reads_the_outputs_on_the_probes_and_stays_invariant():

@@ -129,11 +129,7 @@ def activation_matching(spec: GraphSpec, reference: nn.Module, other: nn.Module,
     t = node_transform(spec, perm, scale)[0]
     if not unseen:
         return t
-    buffers = len(spec.buffers) > 0
-    ref_buffers = spec.flatten_buffers(reference) if buffers else None
-    vec = t(spec.flatten(other).double())
-    vec_buffers = t.buffers(spec.flatten_buffers(other)) if buffers else None
-    rest = weight_matching(spec, spec.flatten(reference), vec, ref_buffers, vec_buffers,
+    rest = weight_matching(spec, spec.flatten(reference), t(spec.flatten(other).double()),
                            units=unseen)
     # t first, then rest: new node n takes t's node rest[n]
     return node_transform(spec, perm[:, rest.node_perm], scale[:, rest.node_perm] *

@@ -49,7 +49,7 @@ def _matched(reference: nn.Module, other: nn.Module, example_inputs, method: str
     if method == "activations":
         t = activation_matching(spec, reference, other, data, example_inputs)
     else:
-        t = weight_matching(spec, ref_vec, vec, ref_buf, buf)
+        t = weight_matching(spec, ref_vec, vec)
     if scale:
         t = scale_matching(spec, ref_vec, t, vec, ref_buf, buf)
     return spec, t, vec, buf
@@ -86,9 +86,7 @@ def distance(a: nn.Module, b: nn.Module, *, method: str = "weights", data=None,
     return float((ref - t(vec.double())).norm() / ref.norm().clamp(min=1e-30))
 
 
-def distances(spec: GraphSpec, reference: Tensor, rows: Tensor,
-              reference_buffers: Tensor | None = None, row_buffers: Tensor | None = None
-              ) -> Tensor:
+def distances(spec: GraphSpec, reference: Tensor, rows: Tensor) -> Tensor:
     """``[B]`` aligned relative distances (as :func:`distance`) of weight rows ``[B, P]``
     (e.g. a zoo's ``zoo.params(indices)``) to one ``reference [P]``, all in ``spec``'s flat
     layout; the spec's matching index is built once and reused for every row."""
@@ -96,18 +94,16 @@ def distances(spec: GraphSpec, reference: Tensor, rows: Tensor,
     ref = torch.as_tensor(reference).double()
     out = torch.empty(len(rows), dtype=torch.float64)
     for b, row in enumerate(rows):
-        t = weight_matching(spec, ref, row, reference_buffers,
-                            None if row_buffers is None else row_buffers[b])
+        t = weight_matching(spec, ref, row)
         out[b] = (ref - t(row.double())).norm() / ref.norm().clamp(min=1e-30)
     return out
 
 
-def pairwise_distances(spec: GraphSpec, rows: Tensor, buffers: Tensor | None = None) -> Tensor:
+def pairwise_distances(spec: GraphSpec, rows: Tensor) -> Tensor:
     """``[B, B]``: row ``i`` against every row aligned to it (``D[i, j]`` is relative to row
     ``i``'s norm, so not exactly symmetric); the diagonal is 0."""
     rows = torch.as_tensor(rows)
-    return torch.stack([distances(spec, rows[i], rows, None if buffers is None else buffers[i],
-                                  buffers) for i in range(len(rows))])
+    return torch.stack([distances(spec, rows[i], rows) for i in range(len(rows))])
 
 
 @torch.no_grad()

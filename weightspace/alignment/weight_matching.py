@@ -10,9 +10,13 @@ flips where the group's activations are odd) that maximises the inner product of
 
 by coordinate descent over the groups (Ainsworth et al., "Git Re-Basin", 2023): with every
 other group held at its current permutation, the best permutation ``P_G`` of group ``G`` is a
-linear assignment on ``C_G[i, j] = <w_a(i), w_b(j)>``, where ``w(i)`` gathers everything that
-moves with neuron ``i`` (the weights of its incoming and outgoing edges, keyed by the
-neighbour at the other end, its bias and its buffers) over all node sets tied into ``G``.
+linear assignment on ``C_G[i, j] = <w_a(i), w_b(j)>``, where ``w(i)`` gathers the parameters
+that move with neuron ``i`` (the weights of its incoming and outgoing edges, keyed by the
+neighbour at the other end, its bias and norm parameters) over all node sets tied into ``G``.
+Buffers move with their neurons but stay out of the cost, as in Git Re-Basin: running
+statistics are re-estimated after interpolating or merging, and with them in the cost the
+loss barrier left between two digits ResNets with BatchNorm was larger (0.38 against 0.34 of
+the naive barrier at 4x width, 0.32 against 0.25 at 8x; 3 pairs each).
 Blocks that move as wholes (GroupNorm groups) are matched within blocks, and blocks by the best
 within-block value; blocks whose order is shared with other groups (attention heads) keep it,
 and only their neurons are matched. Everything is read off the
@@ -75,7 +79,7 @@ def _node_positions(spec: GraphSpec) -> tuple[Tensor, Tensor]:
 
 def _group_index(spec: GraphSpec, group: PermutationGroup, node_set: Tensor, node_pos: Tensor,
                  node_group: Tensor) -> GroupIndex:
-    real = len(spec.params) + len(spec.buffers)  # source slots past these are constants
+    real = len(spec.params)  # source slots past these are buffers and constants
     members = torch.zeros(spec.num_nodes, dtype=torch.bool)
     nodes = torch.stack([spec.set_offset[s] + torch.arange(group.size) for s in group.sets])
     members[nodes.reshape(-1)] = True
@@ -218,24 +222,22 @@ def score(members: list[GroupIndex], per_set: list[list[np.ndarray]]) -> list[np
             for g, cs in zip(members, per_set, strict=True)]
 
 
-def weight_matching(spec: GraphSpec, reference: Tensor, other: Tensor,
-                    reference_buffers: Tensor | None = None, other_buffers: Tensor | None = None,
-                    max_iter: int = 100, seed: int = 0, units: list[int] | None = None
-                    ) -> SymmetryTransform:
+def weight_matching(spec: GraphSpec, reference: Tensor, other: Tensor, max_iter: int = 100,
+                    seed: int = 0, units: list[int] | None = None) -> SymmetryTransform:
     """The transform ``g`` with ``g(other)`` closest to ``reference`` (module docstring).
 
-    ``reference`` and ``other`` are flat weight vectors ``[P]`` in ``spec``'s layout (buffers
-    ``[Q]`` when the architecture has them). Apply it with ``g(other)`` and
-    ``g.buffers(other_buffers)``; the function is unchanged. ``units``: which of
-    :func:`matching_units` may move (all by default); the others count as aligned.
+    ``reference`` and ``other`` are flat weight vectors ``[P]`` in ``spec``'s layout. Apply it
+    with ``g(other)`` and, where the architecture has buffers, ``g.buffers(other_buffers)``;
+    the function is unchanged. ``units``: which of :func:`matching_units` may move (all by
+    default); the others count as aligned.
     """
-    s_ref = spec.source(reference.double(), None if reference_buffers is None
-                        else reference_buffers.double())
+    no_buffers = reference.new_zeros(len(spec.buffers), dtype=torch.float64)  # not in the cost
+    s_ref = spec.source(reference.double(), no_buffers)
     groups = matching_groups(spec)
     N = spec.num_nodes
     perm = torch.arange(N).unsqueeze(0)
     scale = torch.ones(1, N, dtype=torch.float64)
-    current = (other.double(), None if other_buffers is None else other_buffers.double())
+    current = (other.double(), no_buffers)
     s_other = spec.source(*current)
     rng = np.random.default_rng(seed)
     all_units = matching_units(spec)

@@ -36,7 +36,7 @@ from weightspace.graph.blocks import (
     PermutationConstraint,
 )
 from weightspace.graph.shared_weights import parameter_aliases, tie_shared_reads
-from weightspace.graph.values import Cat, Feat, LazyInput, ParamRef
+from weightspace.graph.values import Cat, Feat, LazyInput, Mixed, ParamRef
 from weightspace.graph.vocab import (
     ODD_ACTIVATIONS,
     POSITIVE_HOMOGENEOUS_ACTIVATIONS,
@@ -185,10 +185,15 @@ class GraphReader:
         return rule(self, *args, **kwargs)
 
     def _check_concat(self, rule, args, kwargs, module=None):
-        """A concatenation along the features reaches only rules that read one."""
+        """A concatenation along the features, or a tensor mixed along another axis, reaches
+        only rules that read one."""
         if not getattr(rule, "reads_concat", False) and self._found((args, kwargs), Cat):
             self.refuse("reads features concatenated along their feature axis (torch.cat), "
                         "which this operation does not read yet", module=module)
+        if not getattr(rule, "reads_mixed", False) and self._found((args, kwargs), Mixed):
+            self.refuse("reads a tensor mixed along an axis other than its features (a "
+                        "token-mixing Linear) before it is transposed back, which this "
+                        "operation does not read yet", module=module)
 
     def _mark_outputs(self, out):
         def mark(v):
@@ -349,10 +354,24 @@ class GraphReader:
         """Channel order matters (a constant added along the channels): no permutation."""
         self.constrain(set_, self.bp.sets[set_].size, "fixed")
 
+    def settle(self, x):
+        """``x`` with its mixed axis (:class:`Mixed`) left: the order of the nodes on it is
+        then that of positions, fixed; the channels go on, past a map that ruled out their
+        sign and scale symmetries."""
+        if not isinstance(x, Mixed):
+            return x
+        self.pin(x.set)
+        s = self.bp.sets[x.set]
+        s.sign_ok = s.scale_ok = False  # each position's values go on as they are
+        return Feat(x.carrier, x.carrier_dim, x.shape, acted=True)
+
     def use(self, x, how: str, activation: Activation | None = None):
         """Record a use of ``x``'s values (see the module docstring)."""
         if isinstance(x, Cat):
             return x.each(lambda part: self.use(part, how, activation))
+        if isinstance(x, Mixed):  # the values on the mixed axis are those of its nodes
+            inner = self.use(Feat(x.set, x.dim, x.shape, acted=x.acted), how, activation)
+            return Mixed(x.set, x.dim, x.shape, x.carrier, x.carrier_dim, inner.acted)
         if not isinstance(x, Feat):
             return x
         s = self.bp.sets[x.set]

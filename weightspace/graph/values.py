@@ -5,6 +5,8 @@ Every fx value is described by one of:
 - :class:`Feat`: a feature tensor whose axis ``dim`` holds the nodes of a node set (possibly
   flattened together with trailing spatial axes, ``spatial=(h, w)``);
 - :class:`Cat`: feature tensors concatenated along their feature axis;
+- :class:`Mixed`: a feature tensor after a linear map along another of its axes (a Mixer's
+  token MLP), whose nodes lie on that axis;
 - :class:`LazyInput`: a positional input of ``forward`` (or a view of one) not yet read by a
   layer; its node set is created by the first layer that reads it, with that layer's axis;
 - :class:`ParamRef`: a parameter or buffer fetched as an attribute (class tokens, positional
@@ -77,6 +79,32 @@ class Cat:
     def each(self, fn) -> Cat:
         """The concatenation of ``fn(part)`` for every part (same shape)."""
         return replace(self, parts=tuple(fn(p) for p in self.parts))
+
+
+@dataclass(frozen=True)
+class Mixed:
+    """A feature tensor after a linear map along another of its axes (MLP-Mixer's token
+    MLP: ``Linear`` applied to ``x.transpose(1, 2)``), one map shared by every channel. Axis
+    ``dim`` holds the nodes of set ``set``, the map's outputs; the channels, set ``carrier``
+    on axis ``carrier_dim``, pass through unchanged in order (permuting them commutes with the
+    map). Leaving the mixed axis (a transpose back) fixes the order of ``set``: its nodes are
+    then positions of the features again.
+
+    Args:
+        set: the node set on the mixed axis.
+        dim: the mixed axis (the last).
+        shape: the tensor's shape.
+        carrier: the channels' node set.
+        carrier_dim: the channels' axis.
+        acted: an activation has been applied since ``set`` was produced.
+    """
+
+    set: int
+    dim: int
+    shape: Shape
+    carrier: int
+    carrier_dim: int
+    acted: bool = False
 
 
 def parts_of(x: Feat | Cat) -> list[tuple[Feat, int]]:

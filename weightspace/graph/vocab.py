@@ -48,6 +48,7 @@ class EdgeType(IntEnum):
     GATE = 15  # identity edge into a product of two feature tensors
     SUBTRACT = 16  # identity edge of the subtracted operand of a difference (weight -1)
     CONV_TRANSPOSE = 17  # transposed convolution (upsampling): the kernel W[in, out]
+    TOKEN_MIX = 18  # linear map along the tokens, shared by every channel (MLP-Mixer)
 
 
 class Activation(IntEnum):

@@ -97,8 +97,8 @@ class Recipe(ABC):
 
     def probe_inputs(self, k: int, seed: int = 0) -> torch.Tensor | None:
         """``[k, *input]``: ``k`` inputs of the recipe's data that the zoo's networks were not
-        trained on, for probe features (``model.probe_data=val``); None where the recipe has
-        none."""
+        trained on (an INR recipe: ``k`` of its coordinates), for probe features
+        (``model.probe_data=val``); None where the recipe has none."""
         return None
 
     def evaluate(self, arch: str, params: torch.Tensor) -> dict[str, np.ndarray] | None:

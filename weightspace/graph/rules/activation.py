@@ -7,12 +7,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from weightspace.graph.rules.registry import (
-    reads_concat,
+    elementwise,
     register_function,
     register_method,
     register_module,
 )
-from weightspace.graph.values import Cat, Feat, LazyInput
+from weightspace.graph.values import Cat, Feat, LazyInput, Mixed
 from weightspace.graph.vocab import Activation
 
 _ACTIVATION_MODULES = {
@@ -39,7 +39,7 @@ _ACTIVATION_METHODS = {
 def _activate(r, x, act: Activation):
     if isinstance(x, LazyInput):
         return x  # preprocessing of the input, before any layer
-    if not isinstance(x, (Feat, Cat)):
+    if not isinstance(x, (Feat, Cat, Mixed)):
         r.refuse(f"activation {act.name.lower()} applied to a non-feature value")
     return r.use(x, "activation", act)
 
@@ -59,36 +59,36 @@ def _clip(r, low: float, high: float) -> Activation:
 
 
 @register_module(nn.GELU)
-@reads_concat
+@elementwise
 def _gelu_module(r, m, path, x, *a, **k):
     return _activate(r, x, _gelu(m.approximate))
 
 
 @register_function(F.gelu)
-@reads_concat
+@elementwise
 def _gelu_function(r, x, *a, approximate: str = "none", **k):
     return _activate(r, x, _gelu(approximate))
 
 
 @register_module(nn.Hardtanh, nn.ReLU6)
-@reads_concat
+@elementwise
 def _hardtanh_module(r, m, path, x, *a, **k):
     return _activate(r, x, _clip(r, float(m.min_val), float(m.max_val)))
 
 
 @register_function(F.hardtanh)
-@reads_concat
+@elementwise
 def _hardtanh_function(r, x, min_val: float = -1.0, max_val: float = 1.0, *a, **k):
     return _activate(r, x, _clip(r, float(min_val), float(max_val)))
 
 
 for _type, _act in _ACTIVATION_MODULES.items():
-    register_module(_type)(reads_concat(
+    register_module(_type)(elementwise(
         lambda r, m, path, x, *a, _act=_act, **k: _activate(r, x, _act)))
 for _fn, _act in _ACTIVATION_FUNCTIONS.items():
-    register_function(_fn)(reads_concat(lambda r, x, *a, _act=_act, **k: _activate(r, x, _act)))
+    register_function(_fn)(elementwise(lambda r, x, *a, _act=_act, **k: _activate(r, x, _act)))
 for _name, _act in _ACTIVATION_METHODS.items():
-    register_method(_name)(reads_concat(lambda r, x, *a, _act=_act, **k: _activate(r, x, _act)))
+    register_method(_name)(elementwise(lambda r, x, *a, _act=_act, **k: _activate(r, x, _act)))
 
 
 # ---------------------------------------------------------------------- structure

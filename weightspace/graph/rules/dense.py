@@ -10,8 +10,13 @@ from weightspace.graph.blocks import (
     NODE_BIAS,
     DenseEdges,
 )
-from weightspace.graph.rules.registry import reads_concat, register_function, register_module
-from weightspace.graph.values import Cat, Feat, ParamRef, parts_of
+from weightspace.graph.rules.registry import (
+    reads_concat,
+    reads_mixed,
+    register_function,
+    register_module,
+)
+from weightspace.graph.values import Cat, Feat, Mixed, ParamRef, parts_of
 from weightspace.graph.vocab import EdgeType, NodeType
 
 
@@ -29,7 +34,39 @@ def dense_edges(r, x, out: int, edge_type, weight: str, kernel=(1, 1), n_channel
                            in_total=total))
 
 
+def token_linear(r, x: Feat | Mixed, weight: str, bias: str | None, n_out: int, n_in: int,
+                 path: str) -> Mixed:
+    """A linear map along an axis other than the features' (MLP-Mixer's token MLP), one map
+    shared by every channel. Its inputs are the positions on that axis, a fixed set (or the
+    outputs of the map before, in a token MLP), its outputs a new set there: edges
+    ``TOKEN_MIX`` carry ``W[out, in]``, the outputs the bias. The channels pass through: they
+    keep their permutations, not their sign and scale symmetries (the map's bias and what
+    follows it are not linear in a channel's values)."""
+    if x.shape[-1] != n_in:
+        r.refuse(f"expects {n_in} inputs, got {x.shape[-1]}")
+    if isinstance(x, Mixed):
+        src = x.set
+        r.use(x, "linear")
+        carrier, carrier_dim = x.carrier, x.carrier_dim
+    else:
+        r.use(x, "mixed along another axis")  # rules out the channels' sign and scale
+        src = r.new_set(f"{path}.positions", n_in, NodeType.TOKEN, role="token")
+        carrier, carrier_dim = x.set, x.dim
+    out = r.new_set(path, n_out, NodeType.LINEAR, scalable=True)
+    r.edges(DenseEdges(src, out, EdgeType.TOKEN_MIX, weight))
+    r.node_slot(out, NODE_BIAS, bias)
+    shape = r.out_shape()
+    return Mixed(out, len(shape) - 1, shape, carrier, carrier_dim)
+
+
+def _along_another_axis(x) -> bool:
+    return isinstance(x, Mixed) or (isinstance(x, Feat) and x.spatial is None
+                                    and x.dim != len(x.shape) - 1)
+
+
 def linear(r, x, weight: str, bias: str | None, n_out: int, n_in: int, path: str):
+    if _along_another_axis(x):
+        return token_linear(r, x, weight, bias, n_out, n_in, path)
     x = r.features(x, dim=-1, what=f"linear layer {path!r}")
     C = sum(x.sizes) if isinstance(x, Cat) else r.bp.sets[x.set].size
     if x.spatial is not None:
@@ -51,6 +88,7 @@ def linear(r, x, weight: str, bias: str | None, n_out: int, n_in: int, path: str
 
 @register_module(nn.Linear)
 @reads_concat
+@reads_mixed
 def _linear_module(r, m, path, x):
     return linear(r, x, f"{path}.weight", bias_name(m, path), m.out_features, m.in_features,
                   path)
@@ -58,6 +96,7 @@ def _linear_module(r, m, path, x):
 
 @register_function(F.linear)
 @reads_concat
+@reads_mixed
 def _linear_function(r, x, weight, bias=None):
     if not isinstance(weight, ParamRef) or not (bias is None or isinstance(bias, ParamRef)):
         r.refuse("F.linear is read only with parameters as weight and bias")

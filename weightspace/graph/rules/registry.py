@@ -66,6 +66,20 @@ def reads_concat(rule):
     return rule
 
 
+def reads_mixed(rule):
+    """Mark a rule as reading a tensor mixed along a non-feature axis
+    (:class:`~weightspace.graph.values.Mixed`) correctly; the reader refuses one passed to any
+    other rule."""
+    rule.reads_mixed = True
+    return rule
+
+
+def elementwise(rule):
+    """Mark a rule that acts on every value alike (an activation, dropout) as reading both a
+    concatenation and a mixed tensor."""
+    return reads_mixed(reads_concat(rule))
+
+
 def register_forward(*types):
     """Register a forward written in traceable operations for a ``torch.nn`` module whose own
     forward torch.fx cannot trace (fast paths that branch on tensor properties): called as

@@ -10,7 +10,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from weightspace.graph.rules.registry import (
+    elementwise,
     reads_concat,
+    reads_mixed,
     register_function,
     register_function_name,
     register_method,
@@ -20,6 +22,7 @@ from weightspace.graph.values import (
     Cat,
     Feat,
     LazyInput,
+    Mixed,
     ParamRef,
     follow_index,
     follow_reshape,
@@ -27,13 +30,13 @@ from weightspace.graph.values import (
 
 
 @register_module(nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout, nn.Identity)
-@reads_concat
+@elementwise
 def _identity_module(r, m, path, x, *args, **kwargs):
     return x
 
 
 @register_function_name("torchvision.ops.stochastic_depth.stochastic_depth")
-@reads_concat
+@elementwise
 def _stochastic_depth(r, x, p, mode, training=True):
     """torchvision's stochastic depth: the identity in eval mode (EfficientNet, ConvNeXt)."""
     if training and p > 0:
@@ -43,7 +46,7 @@ def _stochastic_depth(r, x, p, mode, training=True):
 
 @register_function(F.dropout, F.dropout1d, F.dropout2d, F.alpha_dropout)
 @register_method("contiguous", "clone", "detach", "float", "to", "type_as")
-@reads_concat
+@elementwise
 def _identity(r, x, *args, **kwargs):
     return x
 
@@ -116,6 +119,7 @@ def _expand(r, x, *args, **kwargs):
 
 
 def _permute_axes(r, x, order: list[int]):
+    x = r.settle(x)  # a token-mixed tensor transposed back: its features are channels again
     shape = r.out_shape()
     if isinstance(x, LazyInput):
         return LazyInput(x.index, shape, x.integer)
@@ -128,8 +132,9 @@ def _permute_axes(r, x, order: list[int]):
 @register_function(torch.transpose)
 @register_method("transpose")
 @reads_concat
+@reads_mixed
 def _transpose(r, x, d0, d1):
-    n = len(x.shape) if isinstance(x, (Feat, Cat, LazyInput)) else 0
+    n = len(x.shape) if isinstance(x, (Feat, Cat, LazyInput, Mixed)) else 0
     order = list(range(n))
     if n:
         d0, d1 = d0 % n, d1 % n
@@ -140,6 +145,7 @@ def _transpose(r, x, d0, d1):
 @register_function(torch.permute)
 @register_method("permute")
 @reads_concat
+@reads_mixed
 def _permute(r, x, *dims):
     dims = list(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else list(dims)
     return _permute_axes(r, x, dims)
