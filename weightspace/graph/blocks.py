@@ -234,15 +234,24 @@ class EdgeArrays:
             with ``columns``: when ``feat[:, columns].flatten()`` is that run and every other
             slot is the constant 0 (a kernel smaller than the canvas, a norm's diagonal).
         columns: the feature slots a padded contiguous block fills.
+        repeat: ``K > 1`` when each of ``src``/``dst`` stands for ``K`` consecutive edges, one
+            per kernel entry, at positions ``pos [K]`` (a slice run read entry by entry; kept
+            compact so that a 10^8-edge block is never held expanded twice).
     """
 
-    src: Tensor  # [E] node index
+    src: Tensor  # [E] node index ([E / repeat] when repeat > 1)
     dst: Tensor  # [E]
     feat: Tensor | None  # [E, F] source-vector index of each feature slot
-    pos: Tensor  # [E] kernel position on the canvas (entry mode), else 0
+    pos: Tensor  # [E] kernel position on the canvas (entry mode), else 0 ([repeat])
     edge_type: int
     contiguous_base: int = -1  # feat.flatten() == base + arange(feat.numel()), else -1
     columns: tuple[int, ...] | None = None  # the slots a padded contiguous run fills
+    repeat: int = 1
+
+    @property
+    def count(self) -> int:
+        """The number of edges."""
+        return self.src.numel() * self.repeat
 
 
 def canvas_positions(kernel: tuple[int, int], canvas: tuple[int, int]) -> Tensor:
@@ -287,13 +296,14 @@ def materialize_edges(
     n_src, n_dst = set_size[block.src], set_size[block.dst]
 
     def arrays(src, dst, pos, values, columns, base=-1):
-        """Edges with feature sources ``values [E, len(columns)]`` in slots ``columns`` (the
-        others the constant 0); a slice run from ``base`` when ``base >= 0``."""
+        """Edges with feature sources ``values [E, len(columns)]`` (or a function giving
+        them) in slots ``columns`` (the others the constant 0); a slice run from ``base`` when
+        ``base >= 0``."""
         slice_run = base >= 0
         feat = None
         if features or not slice_run:
             feat = torch.full((src.numel(), F), const_zero, dtype=torch.long)
-            feat[:, columns] = values
+            feat[:, columns] = values() if callable(values) else values
         cols = None if len(columns) == F else tuple(int(c) for c in columns)
         return EdgeArrays(s0 + src, d0 + dst, feat, pos, block.edge_type, base,
                           cols if slice_run else None)
@@ -337,9 +347,12 @@ def materialize_edges(
         # than the canvas (a ViT's patch embedding), numbered 1 + its index in the kernel.
         E = src.numel()
         pos = canvas_positions(block.kernel, canvas) if entry_mode else 1 + torch.arange(K)
-        entries = (first + torch.arange(K).view(1, -1)).reshape(-1, 1)
+        if run >= 0 and not features and K > 1:  # a slice: endpoints stay one per kernel
+            return EdgeArrays(s0 + src, d0 + dst, None, pos, block.edge_type, run,
+                              None if F == 1 else (slot,), repeat=K)
         return arrays(src.repeat_interleave(K), dst.repeat_interleave(K), pos.repeat(E),
-                      entries, [slot], run)
-    entries = first + torch.arange(K).view(1, -1)  # [E, K]: the kernel, row-major
-    return arrays(src, dst, torch.zeros_like(src), entries,
+                      lambda: (first + torch.arange(K).view(1, -1)).reshape(-1, 1), [slot],
+                      run)
+    return arrays(src, dst, torch.zeros_like(src),
+                  lambda: first + torch.arange(K).view(1, -1),  # [E, K]: the kernel, row-major
                   canvas_positions(block.kernel, canvas), run)

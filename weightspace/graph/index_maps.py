@@ -36,32 +36,36 @@ def materialize(spec: GraphSpec):
 
     # Blocks that read a slice of their tensor need no [E, F] index map: their run says it
     # (edge_runs); the full map is built only when something asks for it (spec.edge_src).
-    # Per-edge ids in the smallest types that hold them (a VGG has 10^8 edges); each block's
-    # endpoints wait in int32 until the int64 edge_index (PyG's type) is filled at once.
+    # Per-edge ids in the smallest types that hold them (a VGG has 10^8 edges). A slice read
+    # entry by entry stays compact (one endpoint pair per kernel) until the per-edge tensors,
+    # allocated once at their final size, are filled by broadcasting.
     pos_type = torch.int16 if max(spec.canvas[0] * spec.canvas[1], _largest_kernel(bp)) < 2**15 \
         else torch.int32
-    ends, pos, types, runs, gathers = [], [], [], [], []
+    blocks = []
     for b in bp.edges:
         a = materialize_edges(b, offsets, sizes, tensor_offset, spec.const_zero,
                               spec.const_one, spec.canvas, spec.kernel_edges, features=False)
-        ends.append(torch.stack([a.src, a.dst]).to(torch.int32 if n < 2**31 else torch.long))
-        pos.append(a.pos.to(pos_type))
-        types.append(torch.full((a.src.numel(),), a.edge_type, dtype=torch.int8))
-        runs.append(a)
-        gathers.append(a.feat)  # [E', F] for the blocks that gather, else None
-        a.src = a.dst = a.pos = None
-    E = sum(e.shape[1] for e in ends)
+        a.src, a.dst = (t.to(torch.int32) if n < 2**31 else t for t in (a.src, a.dst))
+        a.pos = a.pos.to(pos_type)
+        blocks.append(a)
+    counts = [a.count for a in blocks]
+    E = sum(counts)
     spec.edge_index = torch.empty(2, E, dtype=torch.long)
+    spec.edge_pos = torch.empty(E, dtype=pos_type)
+    spec.edge_type = torch.empty(E, dtype=torch.int8)
     at = 0
-    while ends:
-        block = ends.pop(0)
-        spec.edge_index[:, at : at + block.shape[1]] = block
-        at += block.shape[1]
-    spec.edge_pos = torch.cat(pos) if pos else torch.zeros(0, dtype=pos_type)
-    spec.edge_type = torch.cat(types) if types else torch.zeros(0, dtype=torch.int8)
-    spec.edge_runs = contiguous_runs(runs, [t.numel() for t in types])
-    spec.gather_src = gathers
-    del runs, pos, types
+    for a, count in zip(blocks, counts, strict=True):
+        k = a.repeat
+        for row, ends in enumerate((a.src, a.dst)):
+            spec.edge_index[row, at : at + count].view(-1, k).copy_(ends.view(-1, 1))
+        spec.edge_pos[at : at + count].view(-1, k).copy_(a.pos.view(1, -1) if k > 1
+                                                          else a.pos.view(-1, 1))
+        spec.edge_type[at : at + count] = a.edge_type
+        a.src = a.dst = a.pos = None
+        at += count
+    spec.edge_runs = contiguous_runs(blocks, counts)
+    spec.gather_src = [a.feat for a in blocks]  # [E', F] for the blocks that gather, else None
+    del blocks
     spec._edge_src = None
 
     const = {"zero": spec.const_zero, "one": spec.const_one}
