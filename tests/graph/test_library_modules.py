@@ -194,15 +194,107 @@ class TokenLinear(nn.Module):
         return (torch.zeros(2, 6, 5),)
 
 
+class LevitLinearNorm(nn.Module):
+    """LeViT's LinearNorm: a bias-free Linear and a BatchNorm over every token."""
+
+    def __init__(self, a, b):
+        super().__init__()
+        self.linear, self.bn = nn.Linear(a, b, bias=False), nn.BatchNorm1d(b)
+
+    def forward(self, x):
+        x = self.linear(x)
+        return self.bn(x.flatten(0, 1)).reshape_as(x)
+
+
+def _bias_index(res, stride):
+    q = torch.stack(torch.meshgrid(torch.arange(0, res, stride), torch.arange(0, res, stride),
+                                   indexing="ij")).flatten(1)
+    k = torch.stack(torch.meshgrid(torch.arange(res), torch.arange(res), indexing="ij")).flatten(1)
+    rel = (q[:, :, None] - k[:, None, :]).abs()
+    return rel[0] * res + rel[1]
+
+
+class LevitAttention(nn.Module):
+    """LeViT's attention as timm writes it: q, k, v rows interleaved head by head in one
+    LinearNorm, learned attention biases per head and relative position, a Hardswish and a
+    LinearNorm as projection; with ``stride`` the downsampling variant (``kv`` and a ``q`` of
+    the subsampled tokens)."""
+
+    def __init__(self, dim=8, key_dim=2, heads=3, ratio=2, res=4, stride=1):
+        super().__init__()
+        self.num_heads, self.key_dim, self.val_dim = heads, key_dim, ratio * key_dim
+        self.stride, self.res, self.scale = stride, res, key_dim ** -0.5
+        if stride == 1:
+            self.qkv = LevitLinearNorm(dim, heads * (2 * key_dim + self.val_dim))
+        else:
+            self.kv = LevitLinearNorm(dim, heads * (key_dim + self.val_dim))
+            self.q = nn.Sequential()
+            self.q.add_module("ln", LevitLinearNorm(dim, heads * key_dim))
+        self.proj = nn.Sequential()
+        self.proj.add_module("act", nn.Hardswish())
+        self.proj.add_module("ln", LevitLinearNorm(heads * self.val_dim, dim))
+        self.attention_biases = nn.Parameter(torch.randn(heads, res * res))
+        self.register_buffer("idx", _bias_index(res, stride), persistent=False)
+
+    def forward(self, x):
+        B, N, C = x.shape
+        H = self.num_heads
+        if self.stride == 1:
+            q, k, v = self.qkv(x).view(B, N, H, -1).split([self.key_dim, self.key_dim,
+                                                            self.val_dim], dim=3)
+            q = q.permute(0, 2, 1, 3)
+        else:
+            k, v = self.kv(x).view(B, N, H, -1).split([self.key_dim, self.val_dim], dim=3)
+            sub = x.view(B, self.res, self.res, C)[:, ::self.stride, ::self.stride]
+            q = self.q.ln(sub.reshape(B, -1, C)).view(B, -1, H, self.key_dim).permute(0, 2, 1, 3)
+        attn = q @ k.permute(0, 2, 3, 1) * self.scale + self.attention_biases[:, self.idx]
+        x = (attn.softmax(-1) @ v.permute(0, 2, 1, 3)).transpose(1, 2)
+        return self.proj(x.reshape(B, -1, H * self.val_dim))
+
+
+class LevitPlain(LevitAttention):
+    pass
+
+
+class LevitDownsample(LevitAttention):
+    def __init__(self):
+        super().__init__(stride=2)
+
+
+# named as timm names them (the rules match the qualified class name)
+for _cls, _name in ((LevitPlain, "Attention"), (LevitDownsample, "AttentionDownsample"),
+                    (LevitLinearNorm, "LinearNorm")):
+    _cls.__module__, _cls.__qualname__, _cls.__name__ = "timm.models.levit", _name, _name
+
+
+class Levit(nn.Module):
+    """A LeViT: a patch stem, an attention block and an MLP with residuals, a downsampling
+    attention, a mean over tokens, two heads averaged (the distilled head, in eval mode)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.attn, self.down = nn.Conv2d(3, 8, 2, 2), LevitPlain(), LevitDownsample()
+        self.mlp = nn.Sequential(LevitLinearNorm(8, 16), nn.Hardswish(), LevitLinearNorm(16, 8))
+        self.head, self.head_dist = nn.Linear(8, 3), nn.Linear(8, 3)
+
+    def forward(self, x):
+        x = self.stem(x).flatten(2).transpose(1, 2)
+        x = x + self.attn(x)
+        x = x + self.mlp(x)
+        x = self.down(x).mean(1)
+        return (self.head(x) + self.head_dist(x)) / 2
+
+
 IMAGE = torch.zeros(2, 3, 8, 8)
 
 
 @pytest.mark.parametrize("make,inputs", [(ConvNorms, IMAGE), (Block, torch.zeros(2, 6, 5)),
                                          (Pooling, IMAGE), (MBConv, IMAGE),
                                          (LinearNorm, torch.zeros(2, 6, 5)),
-                                         (Mixer, IMAGE), (TokenLinear, torch.zeros(2, 6, 5))],
+                                         (Mixer, IMAGE), (TokenLinear, torch.zeros(2, 6, 5)),
+                                         (Levit, IMAGE)],
                          ids=["norms", "attention", "pool", "stochastic-depth", "linear-norm",
-                              "mixer", "token-linear"])
+                              "mixer", "token-linear", "levit"])
 def test_library_modules_round_trip_with_their_symmetries(make, inputs):
     torch.manual_seed(0)
     model = make().eval()
@@ -283,3 +375,19 @@ def test_a_token_mixed_tensor_read_before_it_is_transposed_back_is_refused():
     with pytest.raises(UnsupportedModuleError, match="mixed along an axis other than its "
                                                      "features"):
         ws.GraphSpec.from_module(Unfinished(), IMAGE)
+
+
+def test_levit_attention_reads_interleaved_heads_with_their_biases():
+    spec = ws.GraphSpec.from_module(Levit(), IMAGE)
+    names = [s.name for s in spec.blueprint.sets]
+
+    def group(name):
+        return next(g for g in spec.permutation_groups if names.index(name) in g.sets)
+
+    heads = group("attn.qkv.bn.q")
+    assert heads.blocks == 3 and not heads.fixed
+    assert names.index("attn.qkv.bn.k") in heads.sets  # q and k permute together
+    assert group("attn.head").block_group == heads.block_group  # the biases move with heads
+    assert group("attn.qkv.bn.v").block_group == heads.block_group
+    assert group("attn.positions").fixed
+    assert int((spec.edge_type == EdgeType.ATTN_BIAS).sum()) == 3 * 16 + 3 * 16

@@ -64,7 +64,9 @@ class DenseEdges:
     convolutions: ``W[i, o]``). With
     ``in_total`` the weight has ``in_total`` input channels of which ``src`` feeds the
     ``n_src`` from ``in_offset`` on (one part of a concatenation): edge ``(i, o)`` carries
-    ``W[o, in_offset + i]``.
+    ``W[o, in_offset + i]``. With ``count`` the slice feeds only the destination nodes
+    ``first .. first + count - 1`` (one head's rows of a projection whose rows interleave
+    heads, as LeViT's): its rows are those nodes'.
 
     Args:
         src: the source node set.
@@ -77,6 +79,8 @@ class DenseEdges:
         transposed: the slice is ``(n_src, n_dst, kh, kw)``.
         in_offset: the first input channel ``src`` feeds (with ``in_total``).
         in_total: the weight's input channels, when ``src`` feeds only some; 0: all.
+        first: the first destination node fed (with ``count``).
+        count: the number of destination nodes fed; 0: all.
     """
 
     src: int
@@ -89,16 +93,30 @@ class DenseEdges:
     transposed: bool = False
     in_offset: int = 0
     in_total: int = 0
+    first: int = 0
+    count: int = 0
 
 
 # Fields added after zoos were written, left out of a spec's JSON at their defaults so that
 # the ids of existing specs stay as they were.
-_OPTIONAL_FIELDS = {"in_offset": 0, "in_total": 0}
+_OPTIONAL_FIELDS = {"in_offset": 0, "in_total": 0, "first": 0, "count": 0}
+
+
+def _json(block) -> dict:
+    return {k: v for k, v in asdict(block).items()
+            if k not in _OPTIONAL_FIELDS or v != _OPTIONAL_FIELDS[k]}
+
+
+def nodes_read(block, set_size: list[int]) -> tuple[int, int]:
+    """``(first, count)``: the nodes of its (destination) set a block or node slot covers."""
+    size = set_size[block.set if isinstance(block, NodeSlot) else block.dst]
+    return block.first, block.count or size
 
 
 @dataclass
 class DiagEdges:
-    """Edges ``src[i] -> dst[i]``, feature ``param[offset + i]``, or the constant 1.
+    """Edges ``src[i] -> dst[i]``, feature ``param[offset + i - first]``, or the constant 1,
+    for the nodes ``i = first .. first + count - 1`` (all when ``count`` is 0).
 
     Args:
         src: the source node set.
@@ -106,6 +124,8 @@ class DiagEdges:
         edge_type: an :class:`~weightspace.graph.vocab.EdgeType` code.
         param: the tensor holding the diagonal, or ``None`` for the constant 1.
         offset: the first element of the diagonal in ``param``.
+        first: the first node.
+        count: the number of nodes; 0: all.
     """
 
     src: int
@@ -113,6 +133,8 @@ class DiagEdges:
     edge_type: int
     param: str | None = None
     offset: int = 0
+    first: int = 0
+    count: int = 0
 
 
 @dataclass
@@ -121,7 +143,8 @@ class HeadEdges:
 
     Args:
         src: the source node set.
-        dst: the destination node set (same size).
+        dst: the destination node set (heads of another width allowed: LeViT's keys are
+            narrower than its values).
         edge_type: an :class:`~weightspace.graph.vocab.EdgeType` code.
         heads: the number of heads (blocks) both sets are cut into.
     """
@@ -134,7 +157,8 @@ class HeadEdges:
 
 @dataclass
 class NodeSlot:
-    """Feature ``slot`` of every node of ``set`` comes from ``tensor[offset + i]``.
+    """Feature ``slot`` of the nodes ``i = first .. first + count - 1`` of ``set`` (all when
+    ``count`` is 0) comes from ``tensor[offset + i - first]``.
 
     Args:
         set: the node set.
@@ -142,6 +166,8 @@ class NodeSlot:
         tensor: the parameter or buffer that holds the values.
         is_buffer: ``tensor`` is a buffer.
         offset: the first element in ``tensor``.
+        first: the first node.
+        count: the number of nodes; 0: all.
     """
 
     set: int
@@ -149,6 +175,8 @@ class NodeSlot:
     tensor: str
     is_buffer: bool = False
     offset: int = 0
+    first: int = 0
+    count: int = 0
 
 
 @dataclass
@@ -192,11 +220,8 @@ class Blueprint:
     def to_dict(self) -> dict:
         return {
             "sets": [asdict(s) for s in self.sets],
-            "edges": [{"kind": type(e).__name__,
-                       **{k: v for k, v in asdict(e).items()
-                          if k not in _OPTIONAL_FIELDS or v != _OPTIONAL_FIELDS[k]}}
-                      for e in self.edges],
-            "node_slots": [asdict(s) for s in self.node_slots],
+            "edges": [{"kind": type(e).__name__, **_json(e)} for e in self.edges],
+            "node_slots": [_json(s) for s in self.node_slots],
             "ties": [list(t) for t in self.ties],
             "constraints": [asdict(c) for c in self.constraints],
         }
@@ -264,13 +289,14 @@ def canvas_positions(kernel: tuple[int, int], canvas: tuple[int, int]) -> Tensor
     return (rows * cw + cols).reshape(-1)
 
 
-def _within_heads(n: int, heads: int) -> tuple[Tensor, Tensor]:
-    """Every pair ``(i, j)`` of nodes in the same head of ``n`` nodes cut into ``heads``."""
-    h = n // heads
-    head = torch.arange(heads).view(-1, 1, 1) * h
-    a = torch.arange(h)
-    return ((head + a.view(1, -1, 1)).expand(-1, h, h).reshape(-1),
-            (head + a.view(1, 1, -1)).expand(-1, h, h).reshape(-1))
+def _within_heads(n_src: int, n_dst: int, heads: int) -> tuple[Tensor, Tensor]:
+    """Every pair ``(i, j)`` of a node ``i`` of ``n_src`` and a node ``j`` of ``n_dst`` in the
+    same head, both cut into ``heads``."""
+    a, b = n_src // heads, n_dst // heads
+    head = torch.arange(heads).view(-1, 1, 1)
+    i = (head * a + torch.arange(a).view(1, -1, 1)).expand(-1, a, b)
+    j = (head * b + torch.arange(b).view(1, 1, -1)).expand(-1, a, b)
+    return i.reshape(-1), j.reshape(-1)
 
 
 def materialize_edges(
@@ -294,6 +320,10 @@ def materialize_edges(
     slot, scalar_pos = (0, centre) if entry_mode else (centre, 0)
     s0, d0 = set_offset[block.src], set_offset[block.dst]
     n_src, n_dst = set_size[block.src], set_size[block.dst]
+    if not isinstance(block, HeadEdges) and block.count:  # some of the destination's nodes
+        d0, n_dst = d0 + block.first, block.count
+        if isinstance(block, DiagEdges):
+            s0, n_src = s0 + block.first, block.count
 
     def arrays(src, dst, pos, values, columns, base=-1):
         """Edges with feature sources ``values [E, len(columns)]`` (or a function giving
@@ -317,7 +347,7 @@ def materialize_edges(
         return arrays(i, i, pos, (base + i).view(-1, 1), [slot], base)
 
     if isinstance(block, HeadEdges):
-        src, dst = _within_heads(n_src, block.heads)
+        src, dst = _within_heads(n_src, n_dst, block.heads)
         return arrays(src, dst, torch.full_like(src, scalar_pos), const_one, [slot])
 
     base = tensor_offset[block.param] + block.offset

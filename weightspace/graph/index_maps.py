@@ -15,7 +15,13 @@ import torch
 from torch import Tensor
 
 from weightspace.errors import SpecMismatchError, UnsupportedModuleError
-from weightspace.graph.blocks import NODE_DEFAULTS, DenseEdges, DiagEdges, materialize_edges
+from weightspace.graph.blocks import (
+    NODE_DEFAULTS,
+    DenseEdges,
+    DiagEdges,
+    materialize_edges,
+    nodes_read,
+)
 
 if TYPE_CHECKING:
     from weightspace.graph.spec import GraphSpec
@@ -72,8 +78,9 @@ def materialize(spec: GraphSpec):
     node_src = torch.tensor([const[d] for d in NODE_DEFAULTS]).repeat(n, 1)
     for slot in bp.node_slots:
         base = tensor_offset[slot.tensor] + slot.offset
-        o = offsets[slot.set]
-        node_src[o : o + sizes[slot.set], slot.slot] = base + torch.arange(sizes[slot.set])
+        first, count = nodes_read(slot, sizes)
+        o = offsets[slot.set] + first
+        node_src[o : o + count, slot.slot] = base + torch.arange(count)
     spec.node_src = node_src
     plan_module_reads(spec, tensor_offset)
 
@@ -181,18 +188,19 @@ def check_bijection(spec, tensor_offset: dict[str, int]):
     columns: dict[tuple, set] = {}  # the parts of a concatenation read by one weight
     for b in spec.blueprint.edges:
         if isinstance(b, DenseEdges) and b.in_total:
-            key = (b.param, b.offset, sizes[b.dst] * b.kernel[0] * b.kernel[1], b.in_total)
+            key = (b.param, b.offset, nodes_read(b, sizes)[1] * b.kernel[0] * b.kernel[1],
+                   b.in_total)
             columns.setdefault(key, set()).add((b.in_offset, sizes[b.src]))
         elif isinstance(b, DenseEdges):
-            n_src, n_dst = sizes[b.src], sizes[b.dst]
+            n_src, n_dst = sizes[b.src], nodes_read(b, sizes)[1]
             count = (n_src * n_dst if b.transposed else n_dst * (n_src // b.groups)) * (
                 b.kernel[0] * b.kernel[1])
             intervals.append((b.param, b.offset, count))
         elif isinstance(b, DiagEdges) and b.param is not None:
-            intervals.append((b.param, b.offset, sizes[b.src]))
+            intervals.append((b.param, b.offset, nodes_read(b, sizes)[1]))
     intervals += _concat_intervals(columns)
     for slot in spec.blueprint.node_slots:
-        intervals.append((slot.tensor, slot.offset, sizes[slot.set]))
+        intervals.append((slot.tensor, slot.offset, nodes_read(slot, sizes)[1]))
     spans = []
     for name, offset, count in intervals:
         if offset + count > numel[name]:

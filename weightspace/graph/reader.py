@@ -336,11 +336,12 @@ class GraphReader:
     def edges(self, block: DenseEdges | DiagEdges | HeadEdges):
         self.bp.edges.append(block)
 
-    def node_slot(self, set_: int, slot: int, tensor: str | None, offset: int = 0):
+    def node_slot(self, set_: int, slot: int, tensor: str | None, offset: int = 0,
+                  first: int = 0, count: int = 0):
         if tensor is None:
             return
         self.bp.node_slots.append(
-            NodeSlot(set_, slot, tensor, tensor in self.buffer_names, offset)
+            NodeSlot(set_, slot, tensor, tensor in self.buffer_names, offset, first, count)
         )
 
     def tie(self, a: int, b: int):

@@ -43,15 +43,17 @@ def _read(block) -> tuple[str, str, int, tuple, tuple[int, ...]] | None:
     tensor, else None."""
     if isinstance(block, DenseEdges):
         axes = (block.src, block.dst) if block.transposed else (block.dst, block.src)
-        return (block.param, "edges", (block.offset, block.in_offset),
-                (block.groups, block.kernel, block.in_total), axes)
+        return (block.param, "edges", (block.offset, block.in_offset, block.first),
+                (block.groups, block.kernel, block.in_total, block.count), axes)
     if isinstance(block, DiagEdges):
         if block.param is None:
             return None
-        return block.param, "diagonal", block.offset, (), (block.src, block.dst)
+        return (block.param, "diagonal", (block.offset, block.first), (block.count,),
+                (block.src, block.dst))
     if not isinstance(block, NodeSlot):
         return None  # constant edges (attention heads)
-    return block.tensor, f"node feature {block.slot}", block.offset, (), (block.set,)
+    return (block.tensor, f"node feature {block.slot}", (block.offset, block.first),
+            (block.count,), (block.set,))
 
 
 def tie_shared_reads(bp: Blueprint, aliases: dict[str, str]) -> None:

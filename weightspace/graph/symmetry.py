@@ -332,15 +332,19 @@ def _edge_entry_moves(spec, new_edge: Tensor, ratio: Tensor, node_moves):
     targets = torch.empty(B, total, dtype=torch.long)
     sources = torch.empty(B, total, dtype=torch.long)
     scales = torch.empty(B, total, dtype=torch.float64)
+    starts = torch.tensor([r[0] for r in spec.edge_runs])
+    bases = torch.tensor([r[2] for r in spec.edge_runs])
+    widths = torch.tensor([n if isinstance(n, int) else -1 for n in entries])
     at = 0
     for n, size, (e0, e1, base, _), gather in zip(entries, sizes, spec.edge_runs,
                                                   spec.gather_src, strict=True):
         if not size:
             continue
         local = new_edge[:, e0:e1] - e0
-        if bool(((local < 0) | (local >= e1 - e0)).any()):
-            raise RuntimeError("the relabelling moved an edge out of its block")
+        left = bool(((local < 0) | (local >= e1 - e0)).any())
         if isinstance(n, tuple):
+            if left:
+                raise RuntimeError("the relabelling moved an edge out of its block")
             e, k = n
             sources[:, at : at + size] = gather[e, k]
             targets[:, at : at + size] = gather[local[:, e], k]
@@ -348,7 +352,14 @@ def _edge_entry_moves(spec, new_edge: Tensor, ratio: Tensor, node_moves):
             j = torch.arange(size)
             e, k = j // n, j % n
             sources[:, at : at + size] = base + j
-            targets[:, at : at + size] = base + local[:, e] * n + k
+            if not left:
+                targets[:, at : at + size] = base + local[:, e] * n + k
+            else:  # into a sibling slice (one head's rows of an interleaved projection)
+                new = new_edge[:, e0 + e]
+                run = torch.searchsorted(starts, new, right=True) - 1
+                if bool((widths[run] != n).any()):
+                    raise RuntimeError("the relabelling moved an edge out of its block")
+                targets[:, at : at + size] = bases[run] + (new - starts[run]) * n + k
         scales[:, at : at + size] = ratio[:, e0 + e]
         at += size
     for out, part in zip((targets, sources, scales), node_moves, strict=True):

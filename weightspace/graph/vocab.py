@@ -25,6 +25,7 @@ class NodeType(IntEnum):
     EMBEDDING = 9  # output feature of an Embedding
     TOKEN = 10  # a one-hot input: a vocabulary entry, a position, a class token
     GATE = 11  # output of a product of two feature tensors (squeeze-and-excitation, GLU)
+    ATTN_HEAD = 12  # one node per attention head, holding its learned attention biases
 
 
 class EdgeType(IntEnum):
@@ -49,6 +50,8 @@ class EdgeType(IntEnum):
     SUBTRACT = 16  # identity edge of the subtracted operand of a difference (weight -1)
     CONV_TRANSPOSE = 17  # transposed convolution (upsampling): the kernel W[in, out]
     TOKEN_MIX = 18  # linear map along the tokens, shared by every channel (MLP-Mixer)
+    ATTN_BIAS = 19  # learned attention bias of a key position, per head: position -> head
+    ATTN_HEAD = 20  # constant 1: an attention head's node -> each of its keys
 
 
 class Activation(IntEnum):

@@ -21,7 +21,8 @@ Layers and their graphs (``W`` a weight, ``b`` a bias, ``->`` an edge block):
   part, so every part keeps its own permutation;
 - ``MultiheadAttention`` (and timm's fused-qkv ``Attention``): sets Q, K, V (edges typed apart,
   heads as permutation blocks, constant Q_j -> K_j and within-head K -> V edges) and the
-  output projection V -> out;
+  output projection V -> out; LeViT's attention (timm) the same, its Q, K, V rows read head by
+  head, with one node per head for its learned attention biases;
 - ``Embedding``: one-hot vocabulary nodes -> features, edges ``W[v, c]``;
 - ``TransformerEncoder(Layer)``, ``TransformerDecoder(Layer)``, ``Transformer``: traced through a
   forward of traceable operations (:func:`register_forward`), which the rules above then read;
@@ -34,6 +35,7 @@ from weightspace.graph.rules import (
     arithmetic,  # noqa: F401 -- registers its rules
     attention,  # noqa: F401 -- registers its rules
     dense,  # noqa: F401 -- registers its rules
+    levit,  # noqa: F401 -- registers its rules
     norm,  # noqa: F401 -- registers its rules
     shape,  # noqa: F401 -- registers its rules
     transformer,  # noqa: F401 -- registers its forwards
