@@ -138,3 +138,25 @@ def test_scale_matching_undoes_positive_rescalings(name):
     assert ws.distance(model, independent, scale=True) < ws.distance(model, independent)
     aligned = ws.align(model, independent, scale=True)  # checked to compute the same function
     assert not torch.equal(spec.flatten(aligned), spec.flatten(ws.align(model, independent)))
+
+
+@pytest.mark.parametrize("name", ["mixer", "levit"])
+def test_token_mixing_and_interleaved_heads_align(name):
+    """Units whose groups share a block order but not a width (LeViT's keys, values and head
+    nodes) and token-mixing sets are matched; a relabelled copy comes back exactly."""
+    from tests.graph.test_library_modules import IMAGE, Levit, Mixer
+
+    make = {"mixer": Mixer, "levit": Levit}[name]
+    torch.manual_seed(0)
+    model = make().eval()
+    spec = ws.GraphSpec.from_module(model, IMAGE)
+    t = sample_symmetry(spec, torch.Generator().manual_seed(3), scale=False, sign=False)
+    other = copy.deepcopy(model)
+    other.load_state_dict(spec.unflatten(t(spec.flatten(model)),
+                                         t.buffers(spec.flatten_buffers(model))))
+    assert ws.distance(model, other, example_inputs=IMAGE) == 0.0
+    torch.manual_seed(1)
+    independent = make().eval()
+    for how in ("weights", "activations"):  # each checked to compute the same function
+        ws.align(model, independent, method=how, data=torch.randn(16, 3, 8, 8),
+                 example_inputs=IMAGE)

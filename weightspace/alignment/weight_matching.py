@@ -197,7 +197,8 @@ def match_unit(members: list[GroupIndex], costs: list[np.ndarray]) -> list[np.nd
                 for c in costs]
     tables = [_block_values(c, grp.blocks) for c in costs]
     block_perm = _lap(sum(value for value, _ in tables))  # one block order for all members
-    return [_assemble(block_perm, within, size) for _, within in tables]
+    return [_assemble(block_perm, within, g.group.block_size)
+            for g, (_, within) in zip(members, tables, strict=True)]
 
 
 def unit_step(members: list[GroupIndex], per_set: list[list[np.ndarray]],
@@ -267,8 +268,9 @@ def weight_matching(spec: GraphSpec, reference: Tensor, other: Tensor, max_iter:
             done[all_units[u]] = True
             scores = score(members, per_set)
             qs = match_unit(members, scores)
-            size = np.arange(members[0].group.size)
-            gain = sum(sc[size, q].sum() - np.trace(c)
+            # members of one unit share their block order, not their width (LeViT's keys and
+            # values; a head's own node)
+            gain = sum(sc[np.arange(len(q)), q].sum() - np.trace(c)
                        for sc, c, q in zip(scores, costs, qs, strict=True))
             if gain <= 1e-9 * (1 + sum(np.abs(c).sum() for c in costs)):
                 continue
