@@ -160,3 +160,30 @@ def test_token_mixing_and_interleaved_heads_align(name):
     for how in ("weights", "activations"):  # each checked to compute the same function
         ws.align(model, independent, method=how, data=torch.randn(16, 3, 8, 8),
                  example_inputs=IMAGE)
+
+
+def _replicas():
+    from tests.graph import test_concat as C
+    from tests.graph import test_library_modules as L
+    from tests.graph import test_shared_weights as S
+    from tests.graph import test_transformer as T
+
+    image, tokens = torch.zeros(2, 3, 8, 8), torch.zeros(2, 6, 5)
+    return {"densenet": (C.DenseNet, image), "inception": (C.Inception, image),
+            "unet": (C.UNet, image), "fused-qkv": (L.Block, tokens), "se-block": (L.MBConv, image),
+            "gpt": (lambda: T.GPT(True), T.IDS), "tied-lm": (S.TiedLM, S.TOKENS),
+            "called-twice": (S.CalledTwice, torch.zeros(2, 5))}
+
+
+@pytest.mark.parametrize("name", list(_replicas()))
+def test_the_readers_architectures_align_keeping_their_function(name):
+    """Concatenations, gates, tied and shared weights, transformers: weight matching keeps
+    what each computes (``ws.align`` checks it in float64)."""
+    make, x = _replicas()[name]
+    torch.manual_seed(0)
+    reference = make().eval()
+    torch.manual_seed(1)
+    other = make().eval()
+    aligned = ws.align(reference, other, example_inputs=(x,))
+    spec = ws.GraphSpec.from_module(reference, (x,))
+    assert not torch.equal(spec.flatten(aligned), spec.flatten(other))
