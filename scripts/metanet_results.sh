@@ -71,8 +71,14 @@ if has inr; then
   done
 fi
 if has m1d_inr; then  # one SIREN per MNIST-1D signal (10,000 INRs), classified by digit
+  # probes: the 40 coordinates each signal is sampled at (model.probe_data=val on an INR zoo),
+  # read by the GMN at every neuron and by StatNN as the outputs there
   m1d_inr="data.zoo=$zoos/mnist1d_inr.h5 task=classify_inr trainer.epochs=${M1D_INR_EPOCHS:-10}"
+  coords="model.probes=40 model.probe_data=val"
   train $m1d_inr $gmn hydra.sweep.dir="$out/m1d_inr/gmn"
+  train $m1d_inr $gmn $coords model.outputs=true model.readout=layers model.stats=true \
+    model.nonlinear=true hydra.sweep.dir="$out/m1d_inr/gmn_coords"
+  train $m1d_inr model=statnn $coords hydra.sweep.dir="$out/m1d_inr/statnn_coords"
   train $m1d_inr model=statnn,np,mlp hydra.sweep.dir="$out/m1d_inr/base"
   mkdir -p "$out/m1d_inr"  # the reference: a classifier of the signals the INRs render
   python scripts/inr_reference.py "$zoos/mnist1d_inr.h5" | tee "$out/m1d_inr/reference.txt"

@@ -70,15 +70,10 @@ def _gmn(specs: list[GraphSpec], out_dim, equivariant, hidden, layers, fourier, 
         raise ValueError("model.outputs reads each output neuron in order: the architectures "
                          "must have as many outputs each")
     layer_ids = max(int(s.layer.max()) for s in specs) + 1 if readout == "layers" else 0
-    # invariant features beside the pooled states: the weight statistics, and with outputs
-    # and probes the outputs' probe values themselves (what StatNN reads), so that message
-    # passing cannot wash out what the outputs computed
-    extra = (statistics_width(specs[0]) if stats else 0) + \
-        (probes * output_width(specs[0]) if outputs else 0)
     return GraphMetaNetwork(specs[0].num_edge_features, hidden, layers,
                             0 if equivariant else out_dim, equivariant, fourier, probes,
-                            nonlinear, layer_ids, extra, str(precision),
-                            output_width(specs[0]) if outputs else 0)
+                            nonlinear, layer_ids, statistics_width(specs[0]) if stats else 0,
+                            str(precision), output_width(specs[0]) if outputs else 0)
 
 
 def _statnn(specs: list[GraphSpec], out_dim, equivariant, hidden, layers, fourier, probes):

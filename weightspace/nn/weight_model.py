@@ -137,13 +137,6 @@ class WeightSpaceModel(nn.Module):
                                  f"were given")
             self._probes = [ProbeFeatures(n, s, probes if probe_inputs is None else probe_inputs)
                             for n, s in zip(networks, self.specs, strict=True)]
-        # the GMN with output states also reads the outputs' probe values, standardised
-        self.read_outputs = (kind.reads_graphs and bool(probes) and bool(options.get("outputs"))
-                             and not equivariant)
-        if self.read_outputs:
-            width = probes * output_width(spec)
-            self.register_buffer("outputs_mean", torch.zeros(width))
-            self.register_buffer("outputs_std", torch.ones(width))
         self.scale = nn.Parameter(torch.tensor(float(edit_scale))) if equivariant else None
         for i, s in enumerate(self.specs):  # sigma_T of each coordinate's tensor, per arch
             self.register_buffer(f"tensor_std_{i}", torch.ones(s.num_params))
@@ -200,14 +193,6 @@ class WeightSpaceModel(nn.Module):
             feats = weight_statistics(self.spec, torch.cat(list(vecs_per_arch)).to(self.stats_mean))
             self.stats_mean.copy_(feats.mean(0))
             self.stats_std.copy_(feats.std(0).nan_to_num(1.0).clamp_min(1e-8))
-        # (networks with buffers are left out: their BatchNorm statistics are not given here)
-        outs = [self._output_probes(part.to(self.outputs_mean), None, i)
-                for i, vecs in enumerate(vecs_per_arch) if self.read_outputs
-                and not len(self.specs[i].buffers) for part in vecs.split(256)]
-        if outs and sum(map(len, outs)) > 1:
-            feats = torch.cat(outs)
-            self.outputs_mean.copy_(feats.mean(0))
-            self.outputs_std.copy_(feats.std(0).nan_to_num(1.0).clamp_min(1e-8))
 
     def arch_of(self, spec_id: str) -> int:
         """The position of architecture ``spec_id`` among the model's (for ``forward``)."""
@@ -241,13 +226,10 @@ class WeightSpaceModel(nn.Module):
             if hasattr(self, "_probes"):
                 probes = self._probes[int(arch)].to(vecs.device)
                 batch.probe = probes(vecs, buffers).reshape(-1, probes.num_probes)
-            extra = []
+            extra = None
             if self.stats:
-                extra.append((weight_statistics(spec, vecs) - self.stats_mean) / self.stats_std)
-            if self.read_outputs:
-                extra.append((self._output_probes(vecs, buffers, arch) - self.outputs_mean)
-                             / self.outputs_std)
-            out = self.net(batch, torch.cat(extra, 1) if extra else None)
+                extra = (weight_statistics(spec, vecs) - self.stats_mean) / self.stats_std
+            out = self.net(batch, extra)
             result = self.net.weight_delta(spec, out) if self.equivariant else out.graph
         elif hasattr(self, "_probes"):
             result = self.net(vecs, self._output_probes(vecs, buffers, arch))
