@@ -141,7 +141,8 @@ def test_batched_vectors_transform_alike():
 @pytest.mark.parametrize("name", ["resnet_blocks", "tiny_vit", "mlp_tanh"])
 def test_moving_one_group_touches_only_its_entries(name):
     """``entry_moves`` over the nodes of one group gives what the full transform gives."""
-    from weightspace.graph.symmetry import entry_moves, node_transform
+    from weightspace.graph.entry_moves import entry_moves
+    from weightspace.graph.symmetry import node_transform
 
     model = build(name)
     spec = ws.GraphSpec.from_module(model)

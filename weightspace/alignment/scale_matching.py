@@ -23,8 +23,9 @@ import torch
 from torch import Tensor
 
 from weightspace.alignment.weight_matching import features, matching_groups
+from weightspace.graph.entry_moves import entry_moves
 from weightspace.graph.spec import GraphSpec
-from weightspace.graph.symmetry import SymmetryTransform, entry_moves, node_transform
+from weightspace.graph.symmetry import SymmetryTransform, node_transform
 
 SWEEPS = 100  # at most; it stops once no neuron moves by more than 1e-9 (log scale)
 

@@ -33,13 +33,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from weightspace.graph.entry_moves import entry_moves
 from weightspace.graph.spec import GraphSpec
-from weightspace.graph.symmetry import (
-    PermutationGroup,
-    SymmetryTransform,
-    entry_moves,
-    node_transform,
-)
+from weightspace.graph.symmetry import PermutationGroup, SymmetryTransform, node_transform
 
 
 @dataclass

@@ -299,6 +299,24 @@ def _within_heads(n_src: int, n_dst: int, heads: int) -> tuple[Tensor, Tensor]:
     return i.reshape(-1), j.reshape(-1)
 
 
+def _dense_layout(block: DenseEdges, n_src: int, n_dst: int, base: int, K: int
+                  ) -> tuple[Tensor, Tensor, Tensor]:
+    """``(src, dst, first)`` of a dense block's edges in the weight's memory order: local
+    endpoints, and the source index of each edge's first kernel entry ``[E, 1]``."""
+    if block.transposed:
+        i = torch.arange(n_src).view(-1, 1)
+        o = torch.arange(n_dst).view(1, -1)
+        return (i.expand(n_src, n_dst).reshape(-1), o.expand(n_src, n_dst).reshape(-1),
+                base + ((i * n_dst + o) * K).reshape(-1, 1))
+    in_per_group, out_per_group = n_src // block.groups, n_dst // block.groups
+    o = torch.arange(n_dst).view(-1, 1)
+    j = torch.arange(in_per_group).view(1, -1)
+    row = block.in_total or in_per_group  # a part of a concatenation reads some columns
+    return (((o // out_per_group) * in_per_group + j).reshape(-1),
+            o.expand(n_dst, in_per_group).reshape(-1),
+            base + ((o * row + block.in_offset + j) * K).reshape(-1, 1))
+
+
 def materialize_edges(
     block: DenseEdges | DiagEdges | HeadEdges,
     set_offset: list[int],
@@ -353,21 +371,7 @@ def materialize_edges(
     base = tensor_offset[block.param] + block.offset
     kh, kw = block.kernel
     K = kh * kw
-    if block.transposed:
-        i = torch.arange(n_src).view(-1, 1)
-        o = torch.arange(n_dst).view(1, -1)
-        src = i.expand(n_src, n_dst).reshape(-1)
-        dst = o.expand(n_src, n_dst).reshape(-1)
-        first = base + ((i * n_dst + o) * K).reshape(-1, 1)
-    else:
-        g = block.groups
-        in_per_group, out_per_group = n_src // g, n_dst // g
-        o = torch.arange(n_dst).view(-1, 1)
-        j = torch.arange(in_per_group).view(1, -1)
-        src = ((o // out_per_group) * in_per_group + j).reshape(-1)
-        dst = o.expand(n_dst, in_per_group).reshape(-1)
-        row = block.in_total or in_per_group  # a part of a concatenation reads some columns
-        first = base + ((o * row + block.in_offset + j) * K).reshape(-1, 1)
+    src, dst, first = _dense_layout(block, n_src, n_dst, base, K)
     # Edge order follows the weight's memory order, so every block that reads its tensor's
     # columns whole is a slice of the source vector, its kernels in their canvas slots.
     run = -1 if block.in_total else base
