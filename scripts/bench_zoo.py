@@ -10,6 +10,9 @@
     batches) vs. one ``.pth`` state dict per model read with ``torch.load(weights_only=True)``,
     models per second.
 
+``--parts conv`` times why (a) stops short of its floor: each convolution of the Small CNN as
+vmap runs it (one grouped convolution) and as the floor does (one plain one).
+
 Usage: ``python scripts/bench_zoo.py [--runs 32] [--epochs 2] [--models 2000]``
 """
 
@@ -75,6 +78,32 @@ def bench_training(n_runs: int, epochs: int, alone_runs: int,
     floor = time.perf_counter() - start
     return {"vmapped_per_min": n_runs / vmapped * 60, "alone_per_min": n_runs / alone * 60,
             "ratio": alone / vmapped, "floor_s": floor, "bound": alone / floor}
+
+
+def bench_convolutions(n_runs: int, repeats: int = 50, batch: int = 32) -> list[dict]:
+    """Why batched training stops short of its floor: each convolution of the Small CNN on
+    the digits, forward and backward, as vmap runs it for ``n_runs`` networks (one grouped
+    convolution of ``n_runs`` groups) and as the floor runs it (one plain convolution on
+    ``n_runs`` times the images), the same multiply-adds; median seconds of ``repeats``."""
+    import torch.nn.functional as F
+
+    rows = []
+    for c_in, side in ((1, 8), (16, 4), (16, 2)):  # the three stride-2 convolutions, 16 wide
+        x_grouped = torch.randn(batch, n_runs * c_in, side, side, requires_grad=c_in > 1)
+        w_grouped = torch.randn(n_runs * 16, c_in, 3, 3, requires_grad=True)
+        x_plain = torch.randn(n_runs * batch, c_in, side, side, requires_grad=c_in > 1)
+        w_plain = torch.randn(16, c_in, 3, 3, requires_grad=True)
+        times = {}
+        for name, x, w, groups in (("grouped", x_grouped, w_grouped, n_runs),
+                                   ("plain", x_plain, w_plain, 1)):
+            samples = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                F.conv2d(x, w, stride=2, padding=1, groups=groups).square().sum().backward()
+                samples.append(time.perf_counter() - start)
+            times[name] = float(np.median(samples))
+        rows.append({"shape": f"{c_in}->16, {side}x{side}", **times})
+    return rows
 
 
 def bench_inr(n_runs: int, steps: int, alone_runs: int) -> dict:
@@ -146,7 +175,7 @@ def main(argv=None):
     parser.add_argument("--device", default="cpu",
                         help="where the CNN zoo trains (cpu, cuda); INRs and reading: the CPU")
     parser.add_argument("--parts", nargs="+", default=["cnn", "inr", "reading"],
-                        choices=["cnn", "inr", "reading"])
+                        choices=["cnn", "conv", "inr", "reading"])
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     torch.manual_seed(0)
@@ -159,6 +188,14 @@ def main(argv=None):
               f"{t['vmapped_per_min']:.1f} networks/min, sequential {t['alone_per_min']:.1f} "
               f"networks/min, ratio {t['ratio']:.1f}x; one network on all runs' minibatches "
               f"{t['floor_s']:.2f} s, so at most {t['bound']:.1f}x", flush=True)
+    if "conv" in args.parts:
+        print(f"(a) why: each convolution for {args.runs} networks, forward + backward, as one "
+              f"grouped convolution (vmap) and as one plain convolution on {args.runs}x the "
+              f"images (the floor)")
+        for r in bench_convolutions(args.runs):
+            print(f"    {r['shape']}: grouped {1e3 * r['grouped']:.3f} ms, plain "
+                  f"{1e3 * r['plain']:.3f} ms, plain / grouped {r['plain'] / r['grouped']:.2f}",
+                  flush=True)
     if "inr" in args.parts:
         t = bench_inr(args.inrs, args.inr_steps, args.alone_runs)
         print(f"(a) digits_inr, {args.inrs} SIRENs x {args.inr_steps} steps: vmap "
