@@ -37,19 +37,18 @@ def _check_linear_norm(r, ln, what: str):
         r.refuse(f"{what} is not a LinearNorm (a bias-free Linear and a BatchNorm1d)")
 
 
-def _projected(r, x: Feat, ln, path: str, parts: list[tuple[str, int]], heads: int,
+def _projected(r, x: Feat, path: str, parts: list[tuple[str, int]], heads: int,
                group: str) -> dict[str, int]:
     """The normalised sets of one interleaved projection: ``parts`` lists each head's rows in
     order, ``(name, width)``; returns the set of each name after its BatchNorm."""
     stride = sum(w for _, w in parts)
     n_in, bn = x.shape[x.dim], f"{path}.bn"
-    sets = {}
+    sets, start = {}, 0  # start: the part's first row within a head's rows
     for name, width in parts:
         node_type, edge_type = _ROLES[name]
         raw = r.new_set(f"{path}.{name}", heads * width, node_type)
         normed = r.new_set(f"{bn}.{name}", heads * width, NodeType.NORM)
         r.tie(raw, normed)
-        start = sum(w for n, w in parts[: [n for n, _ in parts].index(name)])
         for h in range(heads):
             row, first = h * stride + start, h * width
             r.edges(DenseEdges(x.set, raw, edge_type, f"{path}.linear.weight",
@@ -63,6 +62,7 @@ def _projected(r, x: Feat, ln, path: str, parts: list[tuple[str, int]], heads: i
         for s in (raw, normed):
             r.constrain(s, heads, group)
         sets[name] = normed
+        start += width
     return sets
 
 
@@ -77,11 +77,11 @@ def _levit_attention(r, m, path, x, downsample: bool):
     if downsample:
         _check_linear_norm(r, m.kv, what)
         _check_linear_norm(r, m.q.ln, what)
-        sets = _projected(r, x, m.kv, f"{path}.kv", [("k", kd), ("v", vd)], H, group)
-        sets.update(_projected(r, x, m.q.ln, f"{path}.q.ln", [("q", kd)], H, group))
+        sets = _projected(r, x, f"{path}.kv", [("k", kd), ("v", vd)], H, group)
+        sets.update(_projected(r, x, f"{path}.q.ln", [("q", kd)], H, group))
     else:
         _check_linear_norm(r, m.qkv, what)
-        sets = _projected(r, x, m.qkv, f"{path}.qkv", [("q", kd), ("k", kd), ("v", vd)], H,
+        sets = _projected(r, x, f"{path}.qkv", [("q", kd), ("k", kd), ("v", vd)], H,
                           group)
     # softmax(Q_h K_h^T + B_h) V_h: one permutation of the features of Q_h and K_h together,
     # any of V_h's, heads as wholes (with their biases B_h)
