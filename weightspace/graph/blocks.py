@@ -338,10 +338,11 @@ def materialize_edges(
     slot, scalar_pos = (0, centre) if entry_mode else (centre, 0)
     s0, d0 = set_offset[block.src], set_offset[block.dst]
     n_src, n_dst = set_size[block.src], set_size[block.dst]
-    if not isinstance(block, HeadEdges) and block.count:  # some of the destination's nodes
-        d0, n_dst = d0 + block.first, block.count
+    if not isinstance(block, HeadEdges):  # all of the destination's nodes, or some
+        first, n_dst = nodes_read(block, set_size)
+        d0 += first
         if isinstance(block, DiagEdges):
-            s0, n_src = s0 + block.first, block.count
+            s0, n_src = s0 + first, n_dst
 
     def arrays(src, dst, pos, values, columns, base=-1):
         """Edges with feature sources ``values [E, len(columns)]`` (or a function giving

@@ -38,9 +38,9 @@ def parameter_aliases(model: nn.Module) -> dict[str, str]:
     return aliases
 
 
-def _read(block) -> tuple[str, str, int, tuple, tuple[int, ...]] | None:
-    """``(tensor, kind, offset, layout, sets along the tensor's axes)`` of a block reading a
-    tensor, else None."""
+def _read(block) -> tuple[str, str, tuple, tuple, tuple[int, ...]] | None:
+    """``(tensor, kind, where, layout, sets along the tensor's axes)`` of a block reading a
+    tensor (``where``: its offsets and first node), else None."""
     if isinstance(block, DenseEdges):
         axes = (block.src, block.dst) if block.transposed else (block.dst, block.src)
         return (block.param, "edges", (block.offset, block.in_offset, block.first),
@@ -66,13 +66,13 @@ def tie_shared_reads(bp: Blueprint, aliases: dict[str, str]) -> None:
     for slot in bp.node_slots:
         if slot.tensor in aliases:
             slot.tensor = aliases[slot.tensor]
-    first: dict[tuple[str, int], tuple] = {}
+    first: dict[tuple[str, tuple], tuple] = {}
     for block in [*bp.edges, *bp.node_slots]:
         read = _read(block)
         if read is None:
             continue
-        tensor, kind, offset, layout, axes = read
-        seen = first.setdefault((tensor, offset), read)
+        tensor, kind, where, layout, axes = read
+        seen = first.setdefault((tensor, where), read)
         if seen is read:
             continue
         sizes = [bp.sets[s].size for s in axes]

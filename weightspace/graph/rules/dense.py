@@ -49,7 +49,7 @@ def token_linear(r, x: Feat | Mixed, weight: str, bias: str | None, n_out: int, 
         r.use(x, "linear")
         carrier, carrier_dim = x.carrier, x.carrier_dim
     else:
-        r.use(x, "mixed along another axis")  # rules out the channels' sign and scale
+        r.use(x, "other")  # rules out the channels' sign and scale
         src = r.new_set(f"{path}.positions", n_in, NodeType.TOKEN, role="token")
         carrier, carrier_dim = x.set, x.dim
     out = r.new_set(path, n_out, NodeType.LINEAR, scalable=True)

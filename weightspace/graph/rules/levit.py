@@ -16,14 +16,8 @@ head order and connects to its head's keys. The projection (an activation, then 
 
 from __future__ import annotations
 
-from weightspace.graph.blocks import (
-    NODE_BIAS,
-    NODE_RUNNING_MEAN,
-    NODE_RUNNING_VAR,
-    DenseEdges,
-    DiagEdges,
-    HeadEdges,
-)
+from weightspace.graph.blocks import DenseEdges, DiagEdges, HeadEdges
+from weightspace.graph.rules.norm import norm_reads
 from weightspace.graph.rules.registry import module_rule, register_module_name
 from weightspace.graph.values import Feat
 from weightspace.graph.vocab import EdgeType, NodeType
@@ -53,12 +47,9 @@ def _projected(r, x: Feat, path: str, parts: list[tuple[str, int]], heads: int,
             row, first = h * stride + start, h * width
             r.edges(DenseEdges(x.set, raw, edge_type, f"{path}.linear.weight",
                                offset=row * n_in, first=first, count=width))
-            r.edges(DiagEdges(raw, normed, EdgeType.NORM, f"{bn}.weight", offset=row,
-                              first=first, count=width))
-            for slot, tensor in ((NODE_BIAS, "bias"), (NODE_RUNNING_MEAN, "running_mean"),
-                                 (NODE_RUNNING_VAR, "running_var")):
-                r.node_slot(normed, slot, f"{bn}.{tensor}", offset=row, first=first,
-                            count=width)
+            norm_reads(r, raw, normed, f"{bn}.weight", f"{bn}.bias",
+                       (f"{bn}.running_mean", f"{bn}.running_var"), offset=row, first=first,
+                       count=width)
         for s in (raw, normed):
             r.constrain(s, heads, group)
         sets[name] = normed

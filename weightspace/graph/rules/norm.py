@@ -17,23 +17,32 @@ from weightspace.graph.values import Cat, Feat, ParamRef, parts_of
 from weightspace.graph.vocab import EdgeType, NodeType
 
 
+def norm_reads(r, src: int, out: int, weight: str | None, bias: str | None, stats=None,
+               offset: int = 0, first: int = 0, count: int = 0):
+    """A norm's tensors from element ``offset`` on, read into set ``out`` after ``src``
+    (their nodes ``first .. first + count - 1``; all when ``count`` is 0): the scale ``weight``
+    on diagonal edges, the shift ``bias`` and the running ``stats`` (mean, var) as node
+    features."""
+    r.edges(DiagEdges(src, out, EdgeType.NORM, weight, offset=offset, first=first, count=count))
+    slots = [(NODE_BIAS, bias)] + (
+        [(NODE_RUNNING_MEAN, stats[0]), (NODE_RUNNING_VAR, stats[1])] if stats else [])
+    for slot, tensor in slots:
+        r.node_slot(out, slot, tensor, offset=offset, first=first, count=count)
+
+
 def _norm(r, path, x, dim, size, weight: str | None, bias: str | None, stats=None):
     """A new set tied to each part of ``x`` (one, unless ``x`` is a concatenation), with the
     part's share of the scale ``weight``, shift ``bias`` and running ``stats`` (mean, var)."""
     x = r.features(x, dim=dim, size=size, what=f"norm layer {path!r}")
     r.use(x, "other")
     parts = parts_of(x)
-    slots = [(NODE_BIAS, bias)] + (
-        [(NODE_RUNNING_MEAN, stats[0]), (NODE_RUNNING_VAR, stats[1])] if stats else [])
     outs = []
     for part, start in parts:
         n = r.bp.sets[part.set].size
         name = path if len(parts) == 1 else f"{path}.{start}"
         out = r.new_set(name, n, NodeType.NORM, scalable=weight is not None)
         r.tie(part.set, out)
-        r.edges(DiagEdges(part.set, out, EdgeType.NORM, weight, offset=start))
-        for slot, tensor in slots:
-            r.node_slot(out, slot, tensor, offset=start)
+        norm_reads(r, part.set, out, weight, bias, stats, offset=start)
         outs.append((out, part))
     return outs
 
