@@ -290,6 +290,24 @@ def test_digits_inr_shared_initialisation(tmp_path):
         RECIPES["digits_inr"]({**cfg, "shared_init_seed": 5, "copies": 2}).build(runs[0])
 
 
+def test_digits_cnn_basin_is_one_initialisation_and_one_optimiser():
+    """The generators' zoo (p-diff's setting): every run starts from one initialisation with
+    the same optimiser and rates; the runs differ only in data order and training fraction."""
+    from weightspace.zoo.recipe import RECIPES
+
+    cfg = OmegaConf.to_container(compose(["zoo=digits_cnn_basin"]).zoo)
+    recipe = RECIPES[cfg["recipe"]](cfg)
+    runs = [recipe.run(i, 0) for i in range(8)]
+    fixed = {k: v for k, v in runs[0].hparams.items() if k != "train_fraction"}
+    assert fixed["optimizer"] == "adam" and fixed["activation"] == "relu"
+    assert all({k: v for k, v in r.hparams.items() if k != "train_fraction"} == fixed
+               for r in runs)
+    assert len({r.hparams["train_fraction"] for r in runs}) > 1
+    assert len({r.seed for r in runs}) == len(runs)  # data order and dropout draws differ
+    first, second = (ws.GraphSpec.from_module(m).flatten(m) for m in map(recipe.build, runs[:2]))
+    assert torch.equal(first, second)
+
+
 def build_mnist1d(tmp_path, monkeypatch, recipe, *overrides) -> Zoo:
     """A small zoo of an mnist1d recipe, its signals cached under ``tmp_path / "data"``."""
     monkeypatch.setenv("WEIGHTSPACE_DATA", str(tmp_path / "data"))
