@@ -193,8 +193,13 @@ def test_digits_cnn_recipe_builds_the_small_cnn_zoo_network(tmp_path):
 
 
 def test_two_local_workers_build_one_zoo(tmp_path):
+    """Run as a user runs it, so that what the processes leave at exit is seen too."""
     path = tmp_path / "z.h5"
-    build(path, 6, "workers=2")
+    done = subprocess.run([sys.executable, "scripts/build_zoo.py", "n_runs=6", f"out={path}",
+                           "chunk_size=2", "workers=2", f"hydra.run.dir={tmp_path / 'run'}",
+                           *TINY_MLP], cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT},
+                          check=True, capture_output=True, text=True)
+    assert "leaked" not in done.stderr, done.stderr  # no multiprocessing lock left behind
     zoo = Zoo(path)
     assert sorted(zoo.metadata()["run_id"]) == list(range(6))
     assert not shard_dir(path).exists()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -106,6 +107,9 @@ def _train_chunks(recipe, chunks, done: set[int], seed: int, writer: ZooWriter, 
 
 def _worker(args):
     zoo_config, n_runs, seed, out, chunk_size, rank, workers, progress = args
+    # tqdm's default lock is a multiprocessing one, which a spawned worker's exit leaves to the
+    # resource tracker ("leaked semaphore" warnings); one bar per process needs a thread lock
+    tqdm.set_lock(threading.RLock())
     torch.set_num_threads(max(1, torch.get_num_threads() // workers))
     build_zoo(zoo_config, n_runs, seed, out, chunk_size, rank=rank, world=workers,
               progress=progress and rank == 0, finalize=False)
