@@ -96,19 +96,66 @@ def print_paired(results: dict, methods: dict, speedups: list[float]):
                 print(f"| {name} | {s:g}x | " + " | ".join(cells) + " |")
 
 
-def time_search(speedup: float = 2.0, repeats: int = 5):
-    """Seconds of ``ws.prune``'s search against one Torch-Pruning pass at the ratio it finds
-    (BasePruner built and stepped once, as when the ratio is known), median of ``repeats``."""
+def _seconds(f, repeats: int) -> float:
+    """The median wall time of ``repeats`` calls of ``f``."""
     import time
 
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        f()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _time_one(model, x, speedup: float, repeats: int) -> str:
+    """One row of :func:`time_search`'s table (without the network's name)."""
     import torch
     import torch_pruning as tp
 
-    from weightspace.nets import ResNet
-    from weightspace.pruning.structural import prune_search
+    from weightspace.graph.spec import GraphSpec
+    from weightspace.pruning.structural import count_macs, prune_search
 
-    print("| network | params | search (s) | passes | one Torch-Pruning pass (s) | search / pass |")
-    print("|---|---|---|---|---|---|")
+    ratio, passes = prune_search(model, x, speedup)[1:]
+
+    def one_pass():
+        net = copy.deepcopy(model)
+        with torch.enable_grad():
+            pruner = tp.pruner.BasePruner(
+                net, (x,), importance=tp.importance.GroupMagnitudeImportance(p=2),
+                global_pruning=True, pruning_ratio=ratio, max_pruning_ratio=0.95,
+                iterative_steps=1, ignored_layers=[net.fc])
+        with torch.no_grad():
+            pruner.step()
+
+    search = _seconds(lambda: prune_search(model, x, speedup), repeats)
+    one = _seconds(one_pass, repeats)
+    fixed = (_seconds(lambda: copy.deepcopy(model), repeats)
+             + _seconds(lambda: GraphSpec.from_module(model, (x,)), repeats))
+    counts = 2 * _seconds(lambda: count_macs(model, (x,)), repeats)
+    with torch.no_grad():
+        forwards = 2 * _seconds(lambda: model(x), repeats)
+    params = sum(q.numel() for q in model.parameters())
+    return (f"{params:,} | {search:.3f} | {passes} | {one:.4f} | {search / one:.0f}x "
+            f"| {one + fixed + counts:.4f} | {(one + fixed + counts) / one:.1f}x "
+            f"| {(one + fixed + forwards) / one:.1f}x |")
+
+
+def time_search(speedup: float = 2.0, repeats: int = 5):
+    """Seconds of ``ws.prune``'s search against one Torch-Pruning pass at the ratio it finds
+    (BasePruner built and stepped once, as when the ratio is known), median of ``repeats``.
+    Beside them, what any search that checks its result pays besides that pass: the copy it
+    prunes, reading the network as a graph, and counting MACs before and after (Torch-Pruning's
+    counter), with ``floor / pass`` the ratio no such search can go below; and the same floor
+    were the MACs counted by one plain forward pass each (a counter that copies nothing)."""
+    import torch
+
+    from weightspace.nets import ResNet
+
+    print("| network | params | search (s) | passes | one Torch-Pruning pass (s) | search / pass "
+          "| floor: + copy, graph, 2 MAC counts (s) | floor / pass | the same, counts as "
+          "forwards |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, make, size in (("digits ResNet (16, 32)", lambda: ResNet((1, 1), (16, 32), 1, 10, 8),
                               8),
                              ("ResNet (64, 128, 256)", lambda: ResNet((1, 1, 1), (64, 128, 256),
@@ -116,25 +163,7 @@ def time_search(speedup: float = 2.0, repeats: int = 5):
         torch.manual_seed(0)
         model = make().eval()
         x = torch.rand(1, model.conv1.in_channels, size, size)
-        search, one = [], []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            _, ratio, passes = prune_search(model, x, speedup)
-            search.append(time.perf_counter() - start)
-            start = time.perf_counter()
-            net = copy.deepcopy(model)
-            with torch.enable_grad():
-                pruner = tp.pruner.BasePruner(
-                    net, (x,), importance=tp.importance.GroupMagnitudeImportance(p=2),
-                    global_pruning=True, pruning_ratio=ratio, max_pruning_ratio=0.95,
-                    iterative_steps=1, ignored_layers=[net.fc])
-            with torch.no_grad():
-                pruner.step()
-            one.append(time.perf_counter() - start)
-        s, o = statistics.median(search), statistics.median(one)
-        params = sum(q.numel() for q in model.parameters())
-        print(f"| {name} | {params:,} | {s:.3f} | {passes} | {o:.4f} | {s / o:.0f}x |",
-              flush=True)
+        print(f"| {name} | {_time_one(model, x, speedup, repeats)}", flush=True)
 
 
 def main():
