@@ -113,10 +113,9 @@ def _time_one(model, x, speedup: float, repeats: int) -> str:
     import torch
     import torch_pruning as tp
 
-    from weightspace.graph.spec import GraphSpec
-    from weightspace.pruning.structural import count_macs, prune_search
+    from weightspace.pruning import structural
 
-    ratio, passes = prune_search(model, x, speedup)[1:]
+    ratio, passes = structural.prune_search(model, x, speedup)[1:]
 
     def one_pass():
         net = copy.deepcopy(model)
@@ -128,34 +127,35 @@ def _time_one(model, x, speedup: float, repeats: int) -> str:
         with torch.no_grad():
             pruner.step()
 
-    search = _seconds(lambda: prune_search(model, x, speedup), repeats)
+    def per_pass():  # the search as it was: a copy pruned and counted at every trial ratio
+        found = structural._search_on_one_graph
+        structural._search_on_one_graph = lambda *a, **k: None
+        try:
+            return structural.prune_search(model, x, speedup)
+        finally:
+            structural._search_on_one_graph = found
+
     one = _seconds(one_pass, repeats)
-    fixed = (_seconds(lambda: copy.deepcopy(model), repeats)
-             + _seconds(lambda: GraphSpec.from_module(model, (x,)), repeats))
-    counts = 2 * _seconds(lambda: count_macs(model, (x,)), repeats)
-    with torch.no_grad():
-        forwards = 2 * _seconds(lambda: model(x), repeats)
+    search = _seconds(lambda: structural.prune_search(model, x, speedup), repeats)
+    api = _seconds(lambda: prune(model, x, speedup), repeats)
+    old = _seconds(per_pass, repeats)
     params = sum(q.numel() for q in model.parameters())
-    return (f"{params:,} | {search:.3f} | {passes} | {one:.4f} | {search / one:.0f}x "
-            f"| {one + fixed + counts:.4f} | {(one + fixed + counts) / one:.1f}x "
-            f"| {(one + fixed + forwards) / one:.1f}x |")
+    return (f"{params:,} | {one:.4f} | {search:.4f} | {passes} | {search / one:.2f}x "
+            f"| {api:.4f} | {api / one:.2f}x | {old:.3f} | {old / one:.0f}x |")
 
 
 def time_search(speedup: float = 2.0, repeats: int = 5):
-    """Seconds of ``ws.prune``'s search against one Torch-Pruning pass at the ratio it finds
-    (BasePruner built and stepped once, as when the ratio is known), median of ``repeats``.
-    Beside them, what any search that checks its result pays besides that pass: the copy it
-    prunes, reading the network as a graph, and counting MACs before and after (Torch-Pruning's
-    counter), with ``floor / pass`` the ratio no such search can go below; and the same floor
-    were the MACs counted by one plain forward pass each (a counter that copies nothing)."""
+    """Seconds of ``ws.prune``'s search, and of ``ws.prune`` itself (the search plus the MAC
+    counts and widths of its report), against one Torch-Pruning pass at the ratio it finds
+    (BasePruner built and stepped once, as when the ratio is known), median of ``repeats``;
+    beside them the search as it was, one pass per trial ratio."""
     import torch
 
     from weightspace.nets import ResNet
 
-    print("| network | params | search (s) | passes | one Torch-Pruning pass (s) | search / pass "
-          "| floor: + copy, graph, 2 MAC counts (s) | floor / pass | the same, counts as "
-          "forwards |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| network | params | one Torch-Pruning pass (s) | search (s) | passes | search / pass "
+          "| ws.prune (s) | ws.prune / pass | a pass per trial (s) | a pass per trial / pass |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, make, size in (("digits ResNet (16, 32)", lambda: ResNet((1, 1), (16, 32), 1, 10, 8),
                               8),
                              ("ResNet (64, 128, 256)", lambda: ResNet((1, 1, 1), (64, 128, 256),

@@ -32,7 +32,7 @@ def test_the_report_holds_the_ratio_and_pruning_at_it_gives_the_same_network():
     torch.manual_seed(0)
     net = SmallCNN()
     pruned, report = ws.prune(net, X, 2.0)
-    assert 0 < report.ratio < 1 and report.passes > 2 and "ratio" in str(report)
+    assert 0 < report.ratio < 1 and report.passes == 1 and "ratio" in str(report)
     again, second = ws.prune(net, X, 2.0, ratio=report.ratio)
     assert second.passes == 1 and second.ratio == report.ratio
     assert all(torch.equal(a, b) for a, b in zip(pruned.state_dict().values(),

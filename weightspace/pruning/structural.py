@@ -12,6 +12,8 @@ counted by a forward pass on ``example_inputs``. The importances are computed on
 original weights, so pruning a larger fraction ``r`` of the channels removes a superset of what
 a smaller one removes and the speed-up grows with ``r``: a bisection over ``r`` finds the
 smallest fraction that reaches the requested speed-up, to the granularity of single channels.
+The bisection runs on MACs predicted from one dependency graph (:mod:`.search`), and one pass
+prunes at the fraction found.
 
 Importances (``importance=``): ``group_l2`` / ``group_l1`` -- the L2 / L1 norm of every weight a
 group removes, ranked across all layers (DepGraph's group-norm criterion, global); ``l1`` --
@@ -27,22 +29,17 @@ import torch
 from torch import nn
 
 from weightspace.graph.spec import GraphSpec
+from weightspace.pruning import macs
+from weightspace.pruning.search import RemovalModel, Unmodelled, step_at
 
 IMPORTANCES = ("group_l2", "group_l1", "l1", "random")
 BISECTIONS = 14  # halvings of the pruning-ratio interval: finer than one channel in 16k
 
 
 def count_macs(model: nn.Module, example_inputs) -> tuple[float, int]:
-    """``(MACs, parameters)`` of one forward pass on ``example_inputs``."""
-    import torch_pruning as tp
-
-    was = model.training
-    model.eval()
-    try:
-        macs, params = tp.utils.count_ops_and_params(model, example_inputs)
-    finally:
-        model.train(was)
-    return float(macs), int(params)
+    """``(MACs, parameters)`` of one forward pass on ``example_inputs``: Torch-Pruning's count
+    (:func:`weightspace.pruning.macs.count_macs`)."""
+    return macs.count_macs(model, example_inputs), sum(p.numel() for p in model.parameters())
 
 
 def layer_widths(model: nn.Module) -> dict[str, int]:
@@ -104,83 +101,141 @@ def prune_to_speedup(model: nn.Module, example_inputs, speedup: float,
                         max_ratio)[0]
 
 
+def _trials(max_ratio: float) -> list[float]:
+    """The upper ends of the bracket tried in turn: near ``max_ratio``, rounding can make
+    Torch-Pruning skip whole layers (16 channels x 0.95 leaves none to keep), so lower fractions
+    are tried after it."""
+    return [max_ratio] + [k / 10 for k in range(9, 0, -1) if k / 10 < max_ratio]
+
+
+def _bisect(reached, speedup: float, max_ratio: float):
+    """``(ratio, result)``: the smallest ratio, to :data:`BISECTIONS` halvings, whose
+    ``reached(ratio) -> (speed-up, result)`` reaches ``speedup``; ``(None, best speed-up)``
+    where no bracket's upper end does. Also the calls it took."""
+    best, high, calls = 1.0, None, 0
+    for trial in _trials(max_ratio):
+        got, result = reached(trial)
+        calls += 1
+        best = max(best, got)
+        if got >= speedup:
+            high, kept = trial, result
+            break
+    if high is None:
+        return None, best, calls
+    low = 0.0
+    for _ in range(BISECTIONS):
+        mid = (low + high) / 2
+        got, result = reached(mid)
+        calls += 1
+        if got >= speedup:
+            high, kept = mid, result
+        else:
+            low = mid
+    return high, kept, calls
+
+
+def _copy(model: nn.Module, inputs, ignored_layers) -> tuple[nn.Module, list[str]]:
+    """An eval-mode copy of ``model`` and the paths of the layers whose channels stay: the
+    output layer and ``ignored_layers`` (modules of ``model``, or paths)."""
+    net = copy.deepcopy(model).eval()
+    paths = dict(net.named_modules())
+    index = {m: p for p, m in paths.items()}
+    kept = [index[m] for m in _output_layers(net, inputs)]
+    for layer in ignored_layers or []:
+        if isinstance(layer, str):
+            if layer not in paths:
+                raise KeyError(f"ignored_layers: {type(model).__name__} has no module {layer!r}")
+            kept.append(layer)
+            continue
+        path = next((p for p, m in model.named_modules() if m is layer), None)
+        if path is None:
+            raise KeyError(f"ignored_layers: {type(layer).__name__} is not a module of the model")
+        kept.append(path)
+    return net, kept
+
+
+def _pruner(net: nn.Module, inputs, imp, global_pruning: bool, ratio: float, max_ratio: float,
+            kept: list[str]):
+    import torch_pruning as tp
+
+    paths = dict(net.named_modules())
+    with torch.enable_grad():  # DepGraph traces through autograd (callers may not)
+        return tp.pruner.BasePruner(
+            net, inputs, importance=imp, global_pruning=global_pruning, pruning_ratio=ratio,
+            max_pruning_ratio=max_ratio, iterative_steps=1, ignored_layers=[paths[p] for p in kept])
+
+
+def _search_on_one_graph(net, inputs, speedup, imp, global_pruning, max_ratio, kept):
+    """:func:`prune_search` with one dependency graph and one pass
+    (:mod:`weightspace.pruning.search`): ``(net pruned, ratio)``, or ``None`` where the
+    network is outside the removal model or the pass's MACs differ from its prediction (``net``
+    may then be pruned already)."""
+    with macs.MacCounter(net) as counter:
+        pruner = _pruner(net, inputs, imp, global_pruning, max_ratio, max_ratio, kept)
+    if not counter.exact:
+        return None
+    try:
+        plan = RemovalModel(pruner, counter, global_pruning)
+    except Unmodelled:
+        return None
+    base = counter.macs()
+    ratio, _, _ = _bisect(lambda r: (base / plan.macs(r), None), speedup, max_ratio)
+    if ratio is None:  # the per-pass search names the best speed-up reached
+        return None
+    predicted = plan.macs(ratio)
+    step_at(pruner, ratio)
+    if _runnable_macs(net, inputs, ratio) != predicted:
+        return None
+    return net, ratio
+
+
 def prune_search(model: nn.Module, example_inputs, speedup: float, importance: str = "group_l2",
                  ignored_layers=None, max_ratio: float = 0.95, ratio: float | None = None
                  ) -> tuple[nn.Module, float, int]:
     """:func:`prune_to_speedup`, also returning the pruning ratio it found and the pruning
     passes that took. Given the ``ratio`` (of an earlier search), it prunes once at that ratio
-    instead of searching, and checks the speed-up is still reached."""
-    import torch_pruning as tp
+    instead of searching, and checks the speed-up is still reached.
 
+    The search bisects over the ratio on MACs predicted from one dependency graph and makes one
+    pass at the ratio found (:mod:`weightspace.pruning.search`); where the network is outside
+    that prediction, or the pass's MACs differ from it, it prunes a copy at every trial ratio
+    instead (the same bisection, the same result)."""
     if not speedup >= 1:
         raise ValueError(f"speedup must be >= 1 (MACs before / after), got {speedup}")
     inputs = tuple(example_inputs) if isinstance(example_inputs, list | tuple) \
         else (example_inputs,)
     GraphSpec.from_module(model, inputs)  # a network the graph layer cannot read stops here
-    pruned = copy.deepcopy(model).eval()
+    pruned, kept = _copy(model, inputs, ignored_layers)
     if speedup == 1:
         return pruned, 0.0, 0
-    paths = dict(pruned.named_modules())
-    ignored = list(_output_layers(pruned, inputs))
-    for layer in ignored_layers or []:
-        if isinstance(layer, str):
-            if layer not in paths:
-                raise KeyError(f"ignored_layers: {type(model).__name__} has no module {layer!r}")
-            layer = paths[layer]
-        else:  # a module of the original model: the copy's module at the same path
-            path = next((p for p, m in model.named_modules() if m is layer), None)
-            if path is None:
-                raise KeyError(f"ignored_layers: {type(layer).__name__} is not a module of the "
-                               f"model")
-            layer = paths[path]
-        ignored.append(layer)
     imp, global_pruning = _importance(importance)
+    if ratio is not None and not 0 <= ratio <= max_ratio:
+        raise ValueError(f"ratio must be in [0, {max_ratio}], got {ratio}")
+    if ratio is None:
+        found = _search_on_one_graph(pruned, inputs, speedup, imp, global_pruning, max_ratio,
+                                     kept)
+        if found is not None:
+            return found[0], found[1], 1
+        pruned = _copy(model, inputs, ignored_layers)[0]
     base_macs, _ = count_macs(pruned, inputs)
-    index = {m: p for p, m in pruned.named_modules()}
-    ignored_paths = [index[m] for m in ignored]
 
-    def pruned_at(ratio: float) -> tuple[nn.Module, float]:
+    def pruned_at(ratio: float) -> tuple[float, nn.Module]:
         net = copy.deepcopy(pruned)
         if ratio > 0:
-            paths_of = dict(net.named_modules())
-            with torch.enable_grad():  # DepGraph traces through autograd (callers may not)
-                pruner = tp.pruner.BasePruner(
-                    net, inputs, importance=imp, global_pruning=global_pruning,
-                    pruning_ratio=ratio, max_pruning_ratio=max_ratio, iterative_steps=1,
-                    ignored_layers=[paths_of[p] for p in ignored_paths])
+            pruner = _pruner(net, inputs, imp, global_pruning, ratio, max_ratio, kept)
             with torch.no_grad():
                 pruner.step()
-        return net, base_macs / _runnable_macs(net, inputs, ratio)
+        return base_macs / _runnable_macs(net, inputs, ratio), net
 
     if ratio is not None:
-        if not 0 <= ratio <= max_ratio:
-            raise ValueError(f"ratio must be in [0, {max_ratio}], got {ratio}")
-        net, reached = pruned_at(ratio)
+        reached, net = pruned_at(ratio)
         if reached < speedup:
             raise ValueError(f"ratio {ratio:g} gives a {reached:.3f}x speed-up, short of "
                              f"{speedup:g}x: was it found for another network?")
         return net, ratio, 1
-    # the upper end of the bracket: near max_ratio, rounding can make Torch-Pruning skip whole
-    # layers (16 channels x 0.95 leaves none to keep), so lower fractions are tried in turn
-    best, high, passes = 1.0, None, 0
-    for trial in [max_ratio] + [k / 10 for k in range(9, 0, -1) if k / 10 < max_ratio]:
-        net, reached = pruned_at(trial)
-        passes += 1
-        best = max(best, reached)
-        if reached >= speedup:
-            high, best_net = trial, net
-            break
-    if high is None:
+    ratio, result, passes = _bisect(pruned_at, speedup, max_ratio)
+    if ratio is None:
         raise ValueError(f"a {speedup:g}x speed-up is not reachable for {type(model).__name__} "
                          f"with importance {importance!r} (at most {max_ratio:.0%} of a layer's "
-                         f"channels removed; output layers kept): the best is {best:.2f}x")
-    low = 0.0
-    for _ in range(BISECTIONS):
-        mid = (low + high) / 2
-        net, reached = pruned_at(mid)
-        passes += 1
-        if reached >= speedup:
-            high, best_net = mid, net
-        else:
-            low = mid
-    return best_net, high, passes
+                         f"channels removed; output layers kept): the best is {result:.2f}x")
+    return result, ratio, passes
