@@ -7,7 +7,9 @@
     the ratio any batched evaluation can reach on this machine. Targets: the digits MLP of
     ``task=hyper_regularization`` and the Small CNN.
 (s) ``--only sweep``: the same for a 2-64-64-1 MLP (an INR) over weight sets B and inputs n,
-    with the chunks ``batched_forward`` chooses by itself and with all weight sets at once.
+    with the chunks ``batched_forward`` chooses by itself and with all weight sets at once;
+    beside them the per-weight-set loops of hyperlight and hypnettorch where installed
+    (``pip install -e .[bench]``).
 (b) ``task=hyper_regularization`` trained with a MIP hypernetwork and with the classic
     proportional one, same seeds, same batches, with Adam and with SGD + momentum: steps until
     the (smoothed) training loss reaches ``--target``, final loss, diverged runs; a
@@ -90,8 +92,61 @@ def bench_batched(name: str, module: torch.nn.Module, x: torch.Tensor, weight_se
               f"{1e3 * t_shared:.1f} ms, so at most {t_loop / t_shared:.1f}x", flush=True)
 
 
+PEERS = ("hyperlight", "hypnettorch")
+
+
+def peer_loops(module: torch.nn.Module, flat: torch.Tensor, x: torch.Tensor) -> dict:
+    """The per-weight-set evaluation of the published hypernetwork libraries, where installed
+    (``pip install -e .[bench]``), for an MLP of ``Linear`` and ``ReLU`` layers: hyperlight's
+    external parameters (``using_externals``) and hypnettorch's ``MLP.forward(x, weights=)``,
+    each called once per row of ``flat``. Outputs are checked equal to the module's."""
+    import copy
+
+    names = GraphSpec.from_module(module).params
+    linears = [m for m in module.modules() if isinstance(m, torch.nn.Linear)]
+    loops = {}
+    try:
+        import hyperlight
+
+        twin = copy.deepcopy(module)
+        hyper = hyperlight.hypernetize(
+            twin, modules=[m for m in twin.modules() if isinstance(m, torch.nn.Linear)])
+
+        def hyperlight_loop():
+            outs = []
+            for row in flat:
+                with hyper.using_externals(names.unflatten(row)):
+                    outs.append(hyper(x))
+            return torch.stack(outs)
+
+        loops["hyperlight"] = hyperlight_loop
+    except ImportError:
+        pass
+    try:
+        from hypnettorch.mnets import MLP as HypnetMLP
+
+        net = HypnetMLP(n_in=linears[0].in_features, n_out=linears[-1].out_features,
+                        hidden_layers=[m.out_features for m in linears[:-1]],
+                        activation_fn=torch.nn.ReLU(), no_weights=True, verbose=False)
+        net = net.to(x.device)
+
+        def hypnettorch_loop():
+            return torch.stack([net.forward(x, weights=list(names.unflatten(row).values()))
+                                for row in flat])
+
+        loops["hypnettorch"] = hypnettorch_loop
+    except ImportError:
+        pass
+    with torch.no_grad():
+        for name, loop in loops.items():
+            torch.testing.assert_close(loop(), batched_forward(module, flat, x),
+                                       rtol=1e-4, atol=1e-5, msg=f"{name} differs")
+    return loops
+
+
 def _sweep_point(module, flat: torch.Tensor, x: torch.Tensor, repeats: int) -> dict:
-    """Forward + backward times of the loop, auto chunks and all at once, for one (B, n)."""
+    """Forward + backward times of the loop, auto chunks, all at once and the peers' loops,
+    for one (B, n), interleaved."""
     names = GraphSpec.from_module(module).params
 
     def step(f):
@@ -100,10 +155,29 @@ def _sweep_point(module, flat: torch.Tensor, x: torch.Tensor, repeats: int) -> d
 
     loop = [lambda: torch.stack([functional_call(module, names.unflatten(row), (x,))
                                  for row in flat])]
-    return {"loop": timed(lambda: step(loop[0]), repeats),
-            "auto": timed(lambda: step(lambda: batched_forward(module, flat, x)), repeats),
-            "all": timed(lambda: step(lambda: batched_forward(module, flat, x, chunk_size=None)),
-                         repeats)}
+    runs = {"loop": lambda: step(loop[0]),
+            "auto": lambda: step(lambda: batched_forward(module, flat, x)),
+            "all": lambda: step(lambda: batched_forward(module, flat, x, chunk_size=None))}
+    for name, peer in peer_loops(module, flat, x).items():
+        runs[name] = lambda peer=peer: step(peer)
+    return interleaved(runs, repeats)
+
+
+def interleaved(runs: dict, repeats: int) -> dict:
+    """Median seconds of each of ``runs``, timed in turn within each repeat (after one warm-up
+    each), so that a machine whose speed drifts over seconds (a shared host) moves them all
+    alike."""
+    times = {name: [] for name in runs}
+    for f in runs.values():
+        f()
+    for _ in range(repeats):
+        for name, f in runs.items():
+            begin = time.perf_counter()
+            f()
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            times[name].append(time.perf_counter() - begin)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def bench_sweep(weight_sets: list[int], inputs: list[int], repeats: int, device: str):
@@ -113,9 +187,12 @@ def bench_sweep(weight_sets: list[int], inputs: list[int], repeats: int, device:
 
     module = MLP(2, [64, 64], 1).to(device)
     base = GraphSpec.from_module(module).flatten(module).to(device)
+    peers = [p for p in PEERS if p in peer_loops(module, base[None], torch.rand(1, 2,
+                                                                                   device=device))]
     print("| weight sets B | inputs n | loop fwd+bwd (ms) | batched, auto chunk (ms) | "
-          "chunk, layout | ratio | batched, all at once (ms) | ratio |")
-    print("|---|---|---|---|---|---|---|---|")
+          "chunk, layout | ratio | batched, all at once (ms) | ratio |"
+          + "".join(f" {p} loop (ms) | auto vs {p} |" for p in peers))
+    print("|---|---|---|---|---|---|---|---|" + "---|---|" * len(peers))
     for B in weight_sets:
         for n in inputs:
             flat = (base + 0.01 * torch.randn(B, base.numel(), device=device)).requires_grad_()
@@ -125,7 +202,9 @@ def bench_sweep(weight_sets: list[int], inputs: list[int], repeats: int, device:
             chunk = f"{chunk or B} {'columns' if columns else 'rows'}"
             print(f"| {B} | {n} | {1e3 * t['loop']:.1f} | {1e3 * t['auto']:.1f} | {chunk} | "
                   f"{t['loop'] / t['auto']:.2f}x | {1e3 * t['all']:.1f} | "
-                  f"{t['loop'] / t['all']:.2f}x |", flush=True)
+                  f"{t['loop'] / t['all']:.2f}x |"
+                  + "".join(f" {1e3 * t[p]:.1f} | {t[p] / t['auto']:.2f}x |" for p in peers),
+                  flush=True)
 
 
 def smooth(values: list[float], alpha: float = 0.1) -> list[float]:

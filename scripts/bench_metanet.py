@@ -22,7 +22,7 @@ Prints training graphs per second, the ratio, and the memory a step holds for ba
 bytes of the storages autograd saves (``saved_tensors_hooks``; device independent) and, on CUDA,
 ``max_memory_allocated``. Weight values do not change the cost, so the rows are those of
 freshly initialised networks of each recipe's architecture.
-Usage: ``python -m scripts.bench_metanet [--steps 5] [--table step batching]``
+Usage: ``python -m scripts.bench_metanet [--steps 5] [--table step batching] [--compile]``
 """
 
 from __future__ import annotations
@@ -147,8 +147,10 @@ GMN_CONFIGS = {  # name -> GraphMetaNetwork keyword arguments (graph_out=1 throu
 }
 
 
-def bench_step(name, model_fn, config, batch, steps, device) -> list[dict]:
-    """Ours (fp32, bf16-mixed) against the reference GMN on one zoo's networks."""
+def bench_step(name, model_fn, config, batch, steps, device, compiled: bool = False
+               ) -> list[dict]:
+    """Ours (fp32, bf16-mixed; with ``compiled`` also each under ``torch.compile``, its first
+    steps, the compilation, not timed) against the reference GMN on one zoo's networks."""
     spec, vecs = rows_of(model_fn, batch)
     vecs = vecs.to(device)
     batcher = GraphBatcher(spec, device)
@@ -171,6 +173,11 @@ def bench_step(name, model_fn, config, batch, steps, device) -> list[dict]:
         seconds, saved = timed_steps(copy.deepcopy(gmn), batcher, vecs, steps, device)
         rows.append(dict(base, variant=f"ours, {'fp32' if precision == '32' else precision}",
                          graphs=batch / seconds, saved=saved / batch))
+        if compiled:
+            seconds, saved = timed_steps(torch.compile(copy.deepcopy(gmn)), batcher, vecs,
+                                         steps, device)
+            rows.append(dict(base, variant=f"{rows[-1]['variant']}, torch.compile",
+                             graphs=batch / seconds, saved=saved / batch))
     return rows
 
 
@@ -229,6 +236,8 @@ def main(argv=None):
                         choices=[k.split()[0] for k in ZOO_NETWORKS],
                         help="which zoos' networks (default: all four)")
     parser.add_argument("--step-batch", type=int, default=64, help="graphs a step (step table)")
+    parser.add_argument("--compile", action="store_true",
+                        help="step table: also each of ours under torch.compile")
     parser.add_argument("--devices", nargs="+", default=None,
                         help="default: cpu, and cuda when present")
     args = parser.parse_args(argv)
@@ -244,7 +253,7 @@ def main(argv=None):
             for config in GMN_CONFIGS:
                 for device in devices:
                     rows = bench_step(name, ZOO_NETWORKS[name], config, args.step_batch,
-                                      args.steps, device)
+                                      args.steps, device, args.compile)
                     for r in rows:
                         print(f"| {name} | {config} | {device} | {r['variant']} | "
                               f"{r['graphs']:,.1f} | {r['graphs'] / rows[0]['graphs']:.2f}x | "
