@@ -43,8 +43,10 @@ class RemovalModel:
     def __init__(self, pruner, counter: MacCounter, global_pruning: bool):
         import torch_pruning as tp
 
-        if pruner.num_heads or pruner.isomorphic or pruner.round_to or pruner.pruning_ratio_dict:
+        if any(getattr(pruner, name, None) for name in
+               ("num_heads", "isomorphic", "round_to", "pruning_ratio_dict")):
             raise Unmodelled("attention heads, isomorphic ranking, rounding or per-layer ratios")
+        elementwise = getattr(tp.ops, "_ElementWiseOp", ())  # ops without parameters
         dg, self.counter, self.global_pruning = pruner.DG, counter, global_pruning
         grouped = set(pruner.out_channel_groups) | set(pruner.in_channel_groups)
         known = {}
@@ -67,15 +69,19 @@ class RemovalModel:
                     continue
                 target = dep.target.module
                 channels = dg.get_out_channels(target) if out else dg.get_in_channels(target)
-                if isinstance(target, tp.ops._ElementWiseOp):  # maybe a parameter-free module,
-                    target = dep.target.grad_fn                # known by its call's node
+                if isinstance(target, elementwise):  # maybe a parameter-free module, known
+                    target = dep.target.grad_fn     # by its call's output node
                 reach.append((target, out, len(idxs), channels))
             self.groups.append((sorted(imp.float().cpu().tolist()), reach))
         self.ranked = sorted(s for imp, _ in self.groups for s in imp)
         # the pass reuses these importances: the same numbers (a random importance too), once
         compute = pruner.estimate_importance
-        pruner.estimate_importance = lambda group: known.get(self._key(group)) \
-            if self._key(group) in known else compute(group)
+
+        def reuse(group):
+            key = self._key(group)
+            return known[key] if key in known else compute(group)
+
+        pruner.estimate_importance = reuse
 
     @staticmethod
     def _key(group) -> tuple:

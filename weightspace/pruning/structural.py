@@ -109,9 +109,9 @@ def _trials(max_ratio: float) -> list[float]:
 
 
 def _bisect(reached, speedup: float, max_ratio: float):
-    """``(ratio, result)``: the smallest ratio, to :data:`BISECTIONS` halvings, whose
-    ``reached(ratio) -> (speed-up, result)`` reaches ``speedup``; ``(None, best speed-up)``
-    where no bracket's upper end does. Also the calls it took."""
+    """``(ratio, result, calls)``: the smallest ratio, to :data:`BISECTIONS` halvings, whose
+    ``reached(ratio) -> (speed-up, result)`` reaches ``speedup``, that ratio's result, and the
+    calls it took; ``(None, best speed-up, calls)`` where no bracket's upper end reaches it."""
     best, high, calls = 1.0, None, 0
     for trial in _trials(max_ratio):
         got, result = reached(trial)
@@ -176,7 +176,7 @@ def _search_on_one_graph(net, inputs, speedup, imp, global_pruning, max_ratio, k
         return None
     try:
         plan = RemovalModel(pruner, counter, global_pruning)
-    except Unmodelled:
+    except (Unmodelled, AttributeError):  # AttributeError: a Torch-Pruning of other internals
         return None
     base = counter.macs()
     ratio, _, _ = _bisect(lambda r: (base / plan.macs(r), None), speedup, max_ratio)
