@@ -80,6 +80,16 @@ if has m1d_inr; then  # one SIREN per MNIST-1D signal (10,000 INRs), classified 
     model.nonlinear=true hydra.sweep.dir="$out/m1d_inr/gmn_coords"
   train $m1d_inr model=statnn $coords hydra.sweep.dir="$out/m1d_inr/statnn_coords"
   train $m1d_inr model=statnn,np,mlp hydra.sweep.dir="$out/m1d_inr/base"
+  # the same models, 20 epochs with a cosine schedule, without and with symmetry augmentation
+  cos20="trainer.epochs=20 trainer.schedule=cosine"
+  for aug in "augment.symmetries=false" "augment.symmetries=true augment.noise=0.05"; do
+    tag=$( [[ $aug == *true* ]] && echo _aug || echo "" )
+    train $m1d_inr $cos20 $aug $gmn $coords model.outputs=true model.readout=layers \
+      model.stats=true model.nonlinear=true hydra.sweep.dir="$out/m1d_inr/gmn_coords_cos20$tag"
+    train $m1d_inr $cos20 $aug model=statnn $coords \
+      hydra.sweep.dir="$out/m1d_inr/statnn_coords_cos20$tag"
+  done
+  train $m1d_inr $cos20 model=np,mlp hydra.sweep.dir="$out/m1d_inr/base_cos20"
   mkdir -p "$out/m1d_inr"  # the reference: a classifier of the signals the INRs render
   python scripts/inr_reference.py "$zoos/mnist1d_inr.h5" | tee "$out/m1d_inr/reference.txt"
 fi
