@@ -80,10 +80,12 @@ if has m1d_inr; then  # one SIREN per MNIST-1D signal (10,000 INRs), classified 
     model.nonlinear=true hydra.sweep.dir="$out/m1d_inr/gmn_coords"
   train $m1d_inr model=statnn $coords hydra.sweep.dir="$out/m1d_inr/statnn_coords"
   train $m1d_inr model=statnn,np,mlp hydra.sweep.dir="$out/m1d_inr/base"
-  # the same models, 20 epochs with a cosine schedule, without and with symmetry augmentation
+  # the same models, 20 epochs with a cosine schedule: no augmentation, random symmetries,
+  # random symmetries and weight noise
   cos20="trainer.epochs=20 trainer.schedule=cosine"
-  for aug in "augment.symmetries=false" "augment.symmetries=true augment.noise=0.05"; do
-    tag=$( [[ $aug == *true* ]] && echo _aug || echo "" )
+  for aug in "augment.symmetries=false" "augment.symmetries=true augment.noise=0" \
+             "augment.symmetries=true augment.noise=0.05"; do
+    case $aug in *0.05) tag=_aug ;; *true*) tag=_sym ;; *) tag="" ;; esac
     train $m1d_inr $cos20 $aug $gmn $coords model.outputs=true model.readout=layers \
       model.stats=true model.nonlinear=true hydra.sweep.dir="$out/m1d_inr/gmn_coords_cos20$tag"
     train $m1d_inr $cos20 $aug model=statnn $coords \
