@@ -171,9 +171,9 @@ def _search_on_one_graph(net, inputs, speedup, imp, global_pruning, max_ratio, k
     network is outside the removal model or the pass's MACs differ from its prediction (``net``
     may then be pruned already)."""
     with macs.MacCounter(net) as counter:
+        if not counter.exact:  # known from the module types, before any graph is built
+            return None
         pruner = _pruner(net, inputs, imp, global_pruning, max_ratio, max_ratio, kept)
-    if not counter.exact:
-        return None
     try:
         plan = RemovalModel(pruner, counter, global_pruning)
     except (Unmodelled, AttributeError):  # AttributeError: a Torch-Pruning of other internals
@@ -190,8 +190,8 @@ def _search_on_one_graph(net, inputs, speedup, imp, global_pruning, max_ratio, k
 
 
 def prune_search(model: nn.Module, example_inputs, speedup: float, importance: str = "group_l2",
-                 ignored_layers=None, max_ratio: float = 0.95, ratio: float | None = None
-                 ) -> tuple[nn.Module, float, int]:
+                 ignored_layers=None, max_ratio: float = 0.95, ratio: float | None = None,
+                 one_graph: bool = True) -> tuple[nn.Module, float, int]:
     """:func:`prune_to_speedup`, also returning the pruning ratio it found and the pruning
     passes that took. Given the ``ratio`` (of an earlier search), it prunes once at that ratio
     instead of searching, and checks the speed-up is still reached.
@@ -199,7 +199,8 @@ def prune_search(model: nn.Module, example_inputs, speedup: float, importance: s
     The search bisects over the ratio on MACs predicted from one dependency graph and makes one
     pass at the ratio found (:mod:`weightspace.pruning.search`); where the network is outside
     that prediction, or the pass's MACs differ from it, it prunes a copy at every trial ratio
-    instead (the same bisection, the same result)."""
+    instead (the same bisection, the same result). ``one_graph=False`` always does the latter:
+    the reference the one-graph search is checked and timed against."""
     if not speedup >= 1:
         raise ValueError(f"speedup must be >= 1 (MACs before / after), got {speedup}")
     inputs = tuple(example_inputs) if isinstance(example_inputs, list | tuple) \
@@ -211,7 +212,7 @@ def prune_search(model: nn.Module, example_inputs, speedup: float, importance: s
     imp, global_pruning = _importance(importance)
     if ratio is not None and not 0 <= ratio <= max_ratio:
         raise ValueError(f"ratio must be in [0, {max_ratio}], got {ratio}")
-    if ratio is None:
+    if ratio is None and one_graph:
         found = _search_on_one_graph(pruned, inputs, speedup, imp, global_pruning, max_ratio,
                                      kept)
         if found is not None:
